@@ -12,6 +12,8 @@ from typing import Any
 import ase.io
 from ase import Atoms
 
+from hardcarbon.errors import InputError
+
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place."""
@@ -45,3 +47,21 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def read_structure(path: str | Path, index: int | str = -1) -> Atoms:
+    """Read one structure with ASE, turning any failure into a one-line :class:`InputError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(
+            f"structure file {path} does not exist: give the path of an XYZ, CIF or POSCAR file"
+        )
+    try:
+        atoms = ase.io.read(path, index=index)
+    except Exception as exc:  # ASE raises many types for unreadable files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"cannot read structure file {path} ({reason}): "
+                         "give a file ASE can read, e.g. extended XYZ") from None
+    if len(atoms) == 0:
+        raise InputError(f"structure file {path} holds no atoms")
+    return atoms
