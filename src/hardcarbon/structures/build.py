@@ -15,13 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from ase import Atoms
+from ase.units import _Nav
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hardcarbon.errors import InputError
 from hardcarbon.forcefield.carbon import CarbonPotential, carbon_potential
 from hardcarbon.storage import read_structure, write_json, write_structure
 from hardcarbon.structures.anneal import AnnealStage, AseEngine, LammpsEngine, Minimisation
-from hardcarbon.structures.random_carbon import atoms_for_density, density_of, random_carbon
+from hardcarbon.structures.random_carbon import (
+    atoms_for_density,
+    number_density,
+    random_carbon,
+)
 
 DEFAULT_POTENTIAL = "rebo"
 
@@ -45,6 +50,7 @@ class BuildConfig(BaseModel):
     box: float | None = Field(43.6, description="edge of the cubic box (Å)")
     n_atoms: int | None = Field(None, description="number of carbon atoms")
     min_distance: float = Field(1.4, description="minimum C–C distance at placement (Å)")
+    start: Path | None = Field(None, description="anneal this structure instead of a random one")
     potential: str = Field(DEFAULT_POTENTIAL, description="rebo, lcbop, tersoff or a nep.txt")
     stages: list[AnnealStage] = Field(default_factory=default_protocol)
     minimisation: Minimisation = Field(default_factory=Minimisation)
@@ -53,10 +59,15 @@ class BuildConfig(BaseModel):
 
     @model_validator(mode="after")
     def _size(self) -> BuildConfig:
-        given = [v is not None for v in (self.density, self.box, self.n_atoms)]
-        if sum(given) == 3:
-            # The CLI always passes density and box defaults; n_atoms wins over the density.
-            self.density = None
+        if self.n_atoms is not None:
+            # n_atoms plus whichever of box or density was given; density by default.
+            given = {"box", "density"} & self.model_fields_set
+            if len(given) == 2 and self.box is not None and self.density is not None:
+                raise ValueError("give only two of density, box and n_atoms")
+            if "box" in given and self.box is not None:
+                self.density = None
+            else:
+                self.box = None
         if sum(v is not None for v in (self.density, self.box, self.n_atoms)) != 2:
             raise ValueError("give two of density, box and n_atoms")
         for name in ("density", "box", "n_atoms", "min_distance"):
@@ -69,7 +80,7 @@ class BuildConfig(BaseModel):
     def geometry(self) -> tuple[int, float]:
         """Number of atoms and cubic box edge (Å) implied by the two given sizes."""
         if self.box is None:
-            return self.n_atoms, (self.n_atoms / atoms_for_density(self.density, 1.0)) ** (1 / 3)
+            return self.n_atoms, float((self.n_atoms / number_density(self.density)) ** (1 / 3))
         if self.n_atoms is None:
             return atoms_for_density(self.density, self.box**3), self.box
         return self.n_atoms, self.box
@@ -92,13 +103,17 @@ def build_hard_carbon(config: BuildConfig, workdir: str | Path | None = None) ->
         The minimised structure and a JSON-able summary (sizes, energy in eV, timings in s).
     """
     potential = carbon_potential(config.potential)
-    n_atoms, edge = config.geometry()
-    if n_atoms < 2:
-        raise InputError(f"the box holds only {n_atoms} atoms: raise the density or the box")
     checkpoints = _Checkpoints(workdir, config) if workdir else None
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    atoms = random_carbon(n_atoms, (edge, edge, edge), config.min_distance, seed=config.seed)
+    if config.start is not None:
+        atoms = read_structure(config.start)
+        atoms.set_velocities(None)
+    else:
+        n_atoms, edge = config.geometry()
+        if n_atoms < 2:
+            raise InputError(f"the box holds only {n_atoms} atoms: raise the density or the box")
+        atoms = random_carbon(n_atoms, (edge, edge, edge), config.min_distance, seed=config.seed)
     timings["placement"] = time.perf_counter() - start
     done = checkpoints.last() if checkpoints else None
     if done is not None:
@@ -121,8 +136,8 @@ def build_hard_carbon(config: BuildConfig, workdir: str | Path | None = None) ->
     atoms.info["energy"] = energy
     summary: dict[str, Any] = {
         "n_atoms": len(atoms),
-        "box": edge,
-        "density": density_of(len(atoms), atoms.get_volume()),
+        "cell": atoms.cell.lengths().tolist(),
+        "density": float(atoms.get_masses().sum() / _Nav / (atoms.get_volume() * 1e-24)),
         "potential": config.potential,
         "energy": energy,
         "energy_per_atom": energy / len(atoms),

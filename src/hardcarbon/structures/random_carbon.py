@@ -17,10 +17,14 @@ from hardcarbon.errors import InputError
 MAX_PACKING_FRACTION = 0.30
 
 
+def number_density(density: float, element: str = "C") -> float:
+    """Atoms per Å³ of ``element`` at mass density ``density`` (g/cm³)."""
+    return density * 1e-24 * _Nav / atomic_masses[atomic_numbers[element]]
+
+
 def atoms_for_density(density: float, volume: float, element: str = "C") -> int:
     """Number of atoms of ``element`` that give ``density`` (g/cm³) in ``volume`` (Å³)."""
-    mass = atomic_masses[atomic_numbers[element]]
-    return round(density * volume * 1e-24 * _Nav / mass)
+    return round(number_density(density, element) * volume)
 
 
 def density_of(n_atoms: int, volume: float, element: str = "C") -> float:

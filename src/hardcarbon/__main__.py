@@ -1,0 +1,3 @@
+from hardcarbon.cli import main
+
+main()

@@ -1,0 +1,123 @@
+"""The ``hardcarbon`` command line: a thin layer over the Python API, one command per stage.
+
+Bad input ends with a one-line ``error: ...`` on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from hardcarbon.errors import InputError
+
+app = typer.Typer(
+    help="Sodium storage in hard-carbon anodes with machine-learned force fields.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="YAML file with the command's settings")
+]
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _one_line(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def _reports_bad_input(command):
+    """Turn bad input into one line and exit status 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except InputError as exc:
+            _fail(str(exc))
+        except ValidationError as exc:
+            _fail(f"bad setting {_one_line(exc)}")
+
+    return wrapper
+
+
+def _settings(model: type[BaseModel], config: Path | None, **options: Any) -> BaseModel:
+    """The command's config: the YAML file, then the options given on the command line."""
+    values: dict[str, Any] = {}
+    if config is not None:
+        if not config.is_file():
+            raise InputError(f"config file {config} does not exist")
+        try:
+            loaded = yaml.safe_load(config.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise InputError(f"config file {config} is not valid YAML ({exc.problem})") from None
+        if not isinstance(loaded, dict):
+            raise InputError(f"config file {config} must hold a mapping of settings")
+        values.update(loaded)
+    values.update({k: v for k, v in options.items() if v is not None})
+    return model.model_validate(values)
+
+
+@app.command()
+@_reports_bad_input
+def build(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="extended-XYZ file to write")
+    ] = Path("hard_carbon.xyz"),
+    density: Annotated[float | None, typer.Option(help="density (g/cm³) [1.5]")] = None,
+    box: Annotated[float | None, typer.Option(help="cubic box edge (Å) [43.6]")] = None,
+    n_atoms: Annotated[int | None, typer.Option(help="number of carbon atoms")] = None,
+    min_distance: Annotated[float | None, typer.Option(help="minimum C–C distance (Å)")] = None,
+    potential: Annotated[
+        str | None, typer.Option(help="rebo, lcbop, tersoff or a nep.txt path [rebo]")
+    ] = None,
+    start: Annotated[Path | None, typer.Option(help="anneal this structure instead")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    threads: Annotated[int | None, typer.Option(help="OpenMP threads (0 = all cores)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Build a hard-carbon model: random carbon placement, anneal, minimisation."""
+    from hardcarbon.storage import write_json, write_structure
+    from hardcarbon.structures import BuildConfig, build_hard_carbon
+
+    settings = _settings(BuildConfig, config, density=density, box=box, n_atoms=n_atoms,
+                         min_distance=min_distance, potential=potential, start=start, seed=seed,
+                         threads=threads)
+    checkpoints = output.with_name(output.name + ".checkpoints")
+    atoms, summary = build_hard_carbon(settings, workdir=checkpoints)
+    summary.update(_quick_structure_summary(atoms))
+    write_structure(output, atoms)
+    write_json(output.with_suffix(".json"), summary)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    typer.echo(f"wrote {output} ({summary['n_atoms']} atoms, {summary['density']:.3f} g/cm³) "
+               f"and {output.with_suffix('.json')}")
+
+
+def _quick_structure_summary(atoms) -> dict[str, Any]:
+    from hardcarbon.analysis import hybridisation, min_distance
+
+    return {"hybridisation": hybridisation(atoms), "min_cc_distance": min_distance(atoms, "C", "C")}
+
+
+def main() -> None:
+    """Entry point used by ``python -m hardcarbon``."""
+    app(prog_name="hardcarbon")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
