@@ -230,7 +230,7 @@ def test_unknown_family_and_bad_counts():
     with pytest.raises(ValidationError, match="unknown families"):
         DatasetConfig(counts={"graphite": 3})
     with pytest.raises(ValidationError, match="unknown carbon potential"):
-        DatasetConfig(carbon_potential="airebo")
+        DatasetConfig(carbon_potential="no-such-potential")
     with pytest.raises(ValidationError):
         DatasetConfig(temperature=300)
 
