@@ -131,7 +131,7 @@ def test_cli_build_writes_structure_and_summary(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--density", "3.5", "--box", "20"], "cannot be placed"),
+        (["--density", "5", "--box", "20"], "cannot be placed"),
         (["--box", "-5"], "box must be positive"),
         (["--box", "0"], "box must be positive"),
         (["--potential", "reaxff"], "unknown potential"),

@@ -111,7 +111,77 @@ def build(
 def _quick_structure_summary(atoms) -> dict[str, Any]:
     from hardcarbon.analysis import hybridisation, min_distance
 
-    return {"hybridisation": hybridisation(atoms), "min_cc_distance": min_distance(atoms, "C", "C")}
+    return {"hybridisation": hybridisation(atoms), "min_cc_distance": min_distance(atoms)}
+
+
+@app.command()
+@_reports_bad_input
+def analyze(
+    structure: Annotated[Path, typer.Argument(help="structure file (extended XYZ, CIF, ...)")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="folder for JSON and PNG")
+                      ] = None,
+    probe_radius: Annotated[float | None, typer.Option(help="pore probe radius (Å) [1.0]")] = None,
+    cutoff: Annotated[float | None, typer.Option(help="C–C bond cutoff (Å) [1.85]")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Characterise a structure: density, sp/sp2/sp3, rings, RDFs, XRD, pores."""
+    from hardcarbon.analysis import AnalyzeConfig, write_analysis
+    from hardcarbon.storage import read_structure
+
+    settings = _settings(AnalyzeConfig, config, probe_radius=probe_radius, cutoff=cutoff)
+    atoms = read_structure(structure)
+    outdir = output or structure.with_name(structure.stem + "_analysis")
+    summary = write_analysis(atoms, outdir, settings)
+    _print_analysis(summary)
+    typer.echo(f"wrote {outdir}/analysis.json and figures")
+
+
+def _print_analysis(summary: dict[str, Any]) -> None:
+    hyb, xrd, pores = summary["hybridisation"], summary["xrd_002"], summary["pores"]
+    rings = summary["rings"]
+    peak = summary["rdf_first_peaks"].get("C-C")
+
+    def fmt(value, spec):
+        return "n/a" if value is None else format(value, spec)
+
+    lines = [
+        f"atoms {summary['n_atoms']}  density {summary['density']:.3f} g/cm³",
+        f"sp {hyb['sp']:.3f}  sp2 {hyb['sp2']:.3f}  sp3 {hyb['sp3']:.3f}",
+        "rings 5/6/7: " + "/".join(str(rings.get(k, 0)) for k in (5, 6, 7)),
+        f"C–C RDF first peak {fmt(peak, '.3f')} Å  min C–C "
+        f"{fmt(summary['min_cc_distance'], '.3f')} Å",
+        f"XRD (002) 2θ {fmt(xrd['two_theta_deg'], '.2f')}°  d002 "
+        f"{fmt(xrd['d002_angstrom'], '.3f')} Å  FWHM {fmt(xrd['fwhm_deg'], '.2f')}°  "
+        f"Lc {fmt(xrd['lc_angstrom'], '.1f')} Å",
+        f"porosity {pores['porosity']:.3f}  largest pore {pores['largest_pore_diameter']:.2f} Å",
+    ]
+    typer.echo("\n".join(lines))
+
+
+@app.command()
+@_reports_bad_input
+def demo(
+    output: Annotated[Path, typer.Option("--output", "-o", help="folder for the results")] = Path(
+        "hardcarbon-demo"),
+    box: Annotated[float, typer.Option(help="cubic box edge (Å)")] = 25.0,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+) -> None:
+    """The main job on built-in defaults: build a small hard-carbon model and characterise it."""
+    from hardcarbon.analysis import write_analysis
+    from hardcarbon.storage import write_json, write_structure
+    from hardcarbon.structures import BuildConfig, build_hard_carbon
+
+    settings = BuildConfig(box=box, seed=seed)
+    typer.echo(f"building a {box:g} Å hard-carbon model with {settings.potential} "
+               f"({sum(s.length_ps for s in settings.stages):g} ps of annealing) ...")
+    atoms, summary = build_hard_carbon(settings, workdir=output / "checkpoints")
+    write_structure(output / "hard_carbon.xyz", atoms)
+    write_json(output / "build.json", summary)
+    shutil.rmtree(output / "checkpoints", ignore_errors=True)
+    analysis = write_analysis(atoms, output)
+    _print_analysis(analysis)
+    typer.echo(f"wrote {output}/: hard_carbon.xyz, build.json, analysis.json, "
+               "xrd.png, rdf.png, rings.png, pores.png")
 
 
 def main() -> None:

@@ -4,7 +4,12 @@ from hardcarbon.analysis.pores import VDW_RADII, pore_analysis
 from hardcarbon.analysis.rdf import first_peak, partial_rdf, rdf_set
 from hardcarbon.analysis.report import AnalyzeConfig, analyze_structure, write_analysis
 from hardcarbon.analysis.rings import ring_statistics
-from hardcarbon.analysis.structure import coordination_numbers, density, hybridisation
+from hardcarbon.analysis.structure import (
+    coordination_numbers,
+    density,
+    hybridisation,
+    min_distance,
+)
 from hardcarbon.analysis.xrd import (
     CROMER_MANN,
     CU_KALPHA,
@@ -25,6 +30,7 @@ __all__ = [
     "first_peak",
     "form_factor",
     "hybridisation",
+    "min_distance",
     "pair_histograms",
     "partial_rdf",
     "pore_analysis",

@@ -10,14 +10,13 @@ import numpy as np
 from ase import Atoms
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matscipy.neighbours import neighbour_list
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hardcarbon.analysis._checks import require_atoms, require_element, require_periodic
 from hardcarbon.analysis.pores import pore_analysis
 from hardcarbon.analysis.rdf import first_peak, rdf_set
 from hardcarbon.analysis.rings import ring_statistics
-from hardcarbon.analysis.structure import density, hybridisation
+from hardcarbon.analysis.structure import density, hybridisation, min_distance
 from hardcarbon.analysis.xrd import CU_KALPHA, xrd_002_peak, xrd_pattern
 from hardcarbon.errors import InputError
 from hardcarbon.storage import atomic_write, write_json
@@ -99,8 +98,6 @@ def _compute(atoms: Atoms, config: AnalyzeConfig) -> tuple[dict[str, Any], dict[
     symbols = atoms.get_chemical_symbols()
 
     rdfs = rdf_set(atoms, config.rdf_rmax, config.rdf_dr)
-    carbon = atoms[atoms.numbers == 6]
-    cc = neighbour_list("d", carbon, config.rdf_rmax)
     two_theta, intensity = xrd_pattern(
         atoms, config.xrd_wavelength, (config.xrd_two_theta_min, config.xrd_two_theta_max),
         config.xrd_step, config.xrd_r_max, config.xrd_dr, config.xrd_window)
@@ -117,7 +114,7 @@ def _compute(atoms: Atoms, config: AnalyzeConfig) -> tuple[dict[str, Any], dict[
         "hybridisation": hybridisation(atoms, config.cutoff),
         "rings": rings,
         "rdf_first_peaks": {name: first_peak(r, g) for name, (r, g) in rdfs.items()},
-        "min_cc_distance": float(cc.min()) if cc.size else None,
+        "min_cc_distance": min_distance(atoms, "C", "C", config.rdf_rmax),
         "xrd_002": peak,
         "pores": {key: _plain(value) for key, value in pores.items()},
         "units": {"length": "Å", "volume": "Å^3", "density": "g/cm^3", "angle": "degrees",

@@ -89,3 +89,11 @@ def hybridisation(atoms: Atoms, cutoff: float = 1.85) -> dict[str, float]:
     fractions["other"] = float(np.count_nonzero((cn <= 1) | (cn >= 5))) / n
     fractions["mean_cn"] = float(cn.mean())
     return fractions
+
+
+def min_distance(atoms: Atoms, a: str = "C", b: str = "C", rmax: float = 4.0) -> float | None:
+    """Shortest distance (Å) between an ``a`` and a ``b`` atom, or None if none within ``rmax``."""
+    i, j, d = neighbour_list("ijd", atoms, rmax)
+    symbols = np.asarray(atoms.get_chemical_symbols())
+    d = d[(symbols[i] == a) & (symbols[j] == b)]
+    return float(d.min()) if d.size else None

@@ -37,6 +37,8 @@ CARBON_POTENTIALS: dict[str, CarbonPotential] = {
     for p in [
         CarbonPotential("tersoff", "tersoff", "SiC.tersoff", "Tersoff (1989) carbon parameters"),
         CarbonPotential("rebo", "rebo", "CH.rebo", "second-generation REBO (Brenner 2002)"),
+        CarbonPotential("airebo", "airebo 3.0 1 1", "CH.airebo",
+                        "AIREBO: REBO plus LJ interlayer attraction and torsion (Stuart 2000)"),
         CarbonPotential("lcbop", "lcbop", "C.lcbop", "LCBOP-I (Los & Fasolino 2003)", omp=False),
     ]
 }

@@ -108,7 +108,7 @@ def build_hard_carbon(config: BuildConfig, workdir: str | Path | None = None) ->
     start = time.perf_counter()
     if config.start is not None:
         atoms = read_structure(config.start)
-        atoms.set_velocities(None)
+        atoms.set_momenta(None)
     else:
         n_atoms, edge = config.geometry()
         if n_atoms < 2:
