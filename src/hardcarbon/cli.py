@@ -184,6 +184,69 @@ def demo(
                "xrd.png, rdf.png, rings.png, pores.png")
 
 
+dataset_app = typer.Typer(help="Training structures and their reference labels.",
+                          no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+
+
+@dataset_app.command("generate")
+@_reports_bad_input
+def dataset_generate(
+    output: Annotated[Path, typer.Option("--output", "-o", help="extended-XYZ file to write")
+                      ] = Path("dataset.xyz"),
+    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    max_atoms: Annotated[int | None, typer.Option(help="largest cell (atoms)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Training structures of the five families, tagged with config_type."""
+    from collections import Counter
+
+    from hardcarbon.forcefield.families import DatasetConfig, generate_dataset
+    from hardcarbon.storage import write_structure
+
+    settings = _settings(DatasetConfig, config, seed=seed, max_atoms=max_atoms)
+    structures = generate_dataset(settings)
+    write_structure(output, structures)
+    counts = Counter(a.info["family"] for a in structures)
+    typer.echo(f"wrote {len(structures)} structures to {output}: "
+               + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@dataset_app.command("label")
+@_reports_bad_input
+def dataset_label(
+    structures: Annotated[Path, typer.Argument(help="extended-XYZ file of structures")],
+    folder: Annotated[Path, typer.Option("--folder", help="one labelled file per structure")
+                      ] = Path("labels"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="GPUMD training file")
+                      ] = Path("labelled.xyz"),
+    calculator: Annotated[str | None, typer.Option(
+        help="gpaw, sevenn, vasp, emt or module:factory [gpaw]")] = None,
+    workers: Annotated[int | None, typer.Option(help="parallel processes")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Label structures with a reference calculator; a rerun skips what is done."""
+    import ase.io
+
+    from hardcarbon.forcefield.labelling import (
+        LabelConfig,
+        label_structures,
+        write_training_file,
+    )
+
+    settings = _settings(LabelConfig, config, calculator=calculator, workers=workers)
+    if not structures.is_file():
+        raise InputError(f"structure file {structures} does not exist")
+    try:
+        frames = ase.io.read(structures, index=":")
+    except Exception as exc:
+        raise InputError(f"cannot read {structures} ({str(exc)[:80]})") from None
+    labelled = label_structures(frames, settings, folder)
+    write_training_file(labelled, output)
+    typer.echo(f"{len(labelled)} of {len(frames)} structures labelled in {folder}; "
+               f"training file {output}")
+
+
 def main() -> None:
     """Entry point used by ``python -m hardcarbon``."""
     app(prog_name="hardcarbon")
