@@ -320,7 +320,7 @@ def test_bad_xrd_input():
 
 def test_bad_config():
     assert "probe_radius" in _one_line_input_error(AnalyzeConfig, probe_radius=-1.0)
-    assert "unknown analysis option 'colour'" in _one_line_input_error(AnalyzeConfig, colour=1)
+    assert "unknown setting 'colour'" in _one_line_input_error(AnalyzeConfig, colour=1)
     assert "below" in _one_line_input_error(AnalyzeConfig, xrd_two_theta_min=60,
                                             xrd_two_theta_max=20)
     assert "xrd_step" in _one_line_input_error(AnalyzeConfig.model_validate, {"xrd_step": "x"})

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.neighborlist import neighbor_list
-from pydantic import ValidationError
 
 from hardcarbon import InputError
 from hardcarbon.forcefield import (
@@ -227,11 +226,11 @@ def test_unknown_family_and_bad_counts():
         generate_family("graphene", 1, DatasetConfig(), np.random.default_rng(0))
     with pytest.raises(InputError, match="negative"):
         generate_family("sodium", -1, DatasetConfig(), np.random.default_rng(0))
-    with pytest.raises(ValidationError, match="unknown families"):
+    with pytest.raises(InputError, match="unknown families"):
         DatasetConfig(counts={"graphite": 3})
-    with pytest.raises(ValidationError, match="unknown carbon potential"):
+    with pytest.raises(InputError, match="unknown carbon potential"):
         DatasetConfig(carbon_potential="no-such-potential")
-    with pytest.raises(ValidationError):
+    with pytest.raises(InputError, match="unknown setting 'temperature'"):
         DatasetConfig(temperature=300)
 
 

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import graphene
-from pydantic import ValidationError
 
 from hardcarbon.errors import InputError
 from hardcarbon.sodiation import (
@@ -190,7 +189,7 @@ def test_bad_input() -> None:
         classify_sites(graphene(size=(2, 2, 1), vacuum=10))
     with pytest.raises(InputError, match="no C"):
         classify_sites(Atoms("Na2", positions=[[0, 0, 0], [0, 0, 3.7]]))
-    with pytest.raises(ValidationError):
+    with pytest.raises(InputError):
         SiteRules(r_contact=3.6)
-    with pytest.raises(ValidationError):
+    with pytest.raises(InputError):
         SiteRules(cutoff=3.0)

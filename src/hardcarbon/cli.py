@@ -13,9 +13,9 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-from pydantic import BaseModel, ValidationError
 
 from hardcarbon.errors import InputError
+from hardcarbon.settings import Settings
 
 app = typer.Typer(
     help="Sodium storage in hard-carbon anodes with machine-learned force fields.",
@@ -34,13 +34,6 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _one_line(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(p) for p in error["loc"])
-    message = error["msg"].removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
-
-
 def _reports_bad_input(command):
     """Turn bad input into one line and exit status 2, never a traceback."""
 
@@ -50,13 +43,11 @@ def _reports_bad_input(command):
             return command(*args, **kwargs)
         except InputError as exc:
             _fail(str(exc))
-        except ValidationError as exc:
-            _fail(f"bad setting {_one_line(exc)}")
 
     return wrapper
 
 
-def _settings(model: type[BaseModel], config: Path | None, **options: Any) -> BaseModel:
+def _settings(model: type[Settings], config: Path | None, **options: Any) -> Settings:
     """The command's config: the YAML file, then the options given on the command line."""
     values: dict[str, Any] = {}
     if config is not None:

@@ -10,7 +10,7 @@ import numpy as np
 from ase import Atoms
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from hardcarbon.analysis._checks import require_atoms, require_element, require_periodic
 from hardcarbon.analysis.pores import pore_analysis
@@ -18,20 +18,20 @@ from hardcarbon.analysis.rdf import first_peak, rdf_set
 from hardcarbon.analysis.rings import ring_statistics
 from hardcarbon.analysis.structure import density, hybridisation, min_distance
 from hardcarbon.analysis.xrd import CU_KALPHA, xrd_002_peak, xrd_pattern
-from hardcarbon.errors import InputError
+from hardcarbon.settings import Settings
 from hardcarbon.storage import atomic_write, write_json
 
 _DPI = 150
 
 
-class AnalyzeConfig(BaseModel):
+class AnalyzeConfig(Settings):
     """Options of :func:`analyze_structure`; lengths in Å, angles in degrees.
 
     Invalid or unknown options raise :class:`InputError` (not pydantic's ``ValidationError``),
     both from the constructor and from :meth:`model_validate`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     cutoff: float = Field(1.85, gt=0, description="C–C bond cutoff (Å)")
     max_ring: int = Field(12, ge=3, le=40, description="largest ring size searched for")
@@ -51,20 +51,6 @@ class AnalyzeConfig(BaseModel):
     grid_spacing: float = Field(0.5, gt=0, description="pore grid spacing (Å)")
     psd_bin: float = Field(0.5, gt=0, description="pore-diameter bin width (Å)")
 
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise InputError(_one_line(exc)) from None
-
-    @classmethod
-    def model_validate(cls, obj: Any, **kwargs: Any) -> AnalyzeConfig:
-        """Build from a mapping (e.g. parsed YAML), raising :class:`InputError` on bad options."""
-        try:
-            return super().model_validate(obj, **kwargs)
-        except ValidationError as exc:
-            raise InputError(_one_line(exc)) from None
-
     @model_validator(mode="after")
     def _check_ranges(self) -> AnalyzeConfig:
         if self.xrd_two_theta_min >= self.xrd_two_theta_max:
@@ -77,17 +63,6 @@ class AnalyzeConfig(BaseModel):
             raise ValueError("distance bins (rdf_dr, xrd_dr) must be smaller than their ranges "
                              "(rdf_rmax, xrd_r_max)")
         return self
-
-
-def _one_line(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    name = ".".join(str(part) for part in err["loc"]) or "options"
-    if err["type"] == "value_error":
-        return f"invalid analysis options: {err['msg'].removeprefix('Value error, ')}"
-    if err["type"] == "extra_forbidden":
-        known = ", ".join(AnalyzeConfig.model_fields)
-        return f"unknown analysis option {name!r}: the options are {known}"
-    return f"analysis option {name}={err.get('input')!r} is invalid: {err['msg']}"
 
 
 def _compute(atoms: Atoms, config: AnalyzeConfig) -> tuple[dict[str, Any], dict[str, Any]]:

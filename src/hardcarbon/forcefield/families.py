@@ -76,10 +76,11 @@ from ase.build import bulk, graphene, graphene_nanoribbon, make_supercell, molec
 from ase.cluster import Icosahedron
 from ase.data import atomic_numbers
 from ase.neighborlist import neighbor_list
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
 from hardcarbon.errors import InputError
 from hardcarbon.forcefield.carbon import CARBON_POTENTIALS, CarbonPotential
+from hardcarbon.settings import Settings
 
 # hardcarbon.structures is imported inside the functions that use it: it imports
 # hardcarbon.forcefield.carbon, and this package's __init__ imports this module.
@@ -137,7 +138,7 @@ _HEIGHTS: dict[str, tuple[float, float]] = {
 _DEFECTS = ("pristine", "MV", "DV", "SW")
 
 
-class DatasetConfig(BaseModel, extra="forbid"):
+class DatasetConfig(Settings):
     """Settings of the initial training set.
 
     Attributes

@@ -43,12 +43,13 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from matscipy.neighbours import neighbour_list
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial.distance import pdist, squareform
 
 from hardcarbon.errors import InputError
+from hardcarbon.settings import Settings
 
 #: The three storage mechanisms, in the order used for counts.
 SITE_CLASSES: tuple[str, ...] = ("adsorption", "intercalation", "filling")
@@ -58,10 +59,10 @@ SITE_CLASSES: tuple[str, ...] = ("adsorption", "intercalation", "filling")
 _MIN_IN_PLANE_SPREAD = 0.2
 
 
-class SiteRules(BaseModel):
+class SiteRules(Settings):
     """Cut-offs and thresholds of the site classification (distances in Å, angles in degrees)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     r_contact: float = Field(
         2.7, gt=0, description="Na–C first shell (Å): the first Na–C RDF peak region."
@@ -327,10 +328,9 @@ def site_sensitivity(
             value = round(getattr(rules, name) + sign * delta, 6)
             try:
                 shifted = SiteRules(**{**rules.model_dump(), name: value})
-            except ValidationError as exc:
-                reason = exc.errors()[0]["msg"]
+            except InputError as exc:
                 raise InputError(
-                    f"shifting {name} by {sign * delta:+g} Å gives invalid rules ({reason}): "
+                    f"shifting {name} by {sign * delta:+g} Å gives invalid rules ({exc}): "
                     "use a smaller delta"
                 ) from None
             counts = classify_sites(atoms, shifted).counts

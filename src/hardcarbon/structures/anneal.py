@@ -14,21 +14,20 @@ from typing import Literal
 import numpy as np
 from ase import Atoms, units
 from ase.data import atomic_masses, atomic_numbers
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from hardcarbon.errors import InputError
 from hardcarbon.forcefield.carbon import CarbonPotential
+from hardcarbon.settings import Settings
 
 Thermostat = Literal["nose-hoover", "langevin", "berendsen"]
 
 
-class AnnealStage(BaseModel):
+class AnnealStage(Settings):
     """One MD stage: a linear temperature ramp from ``t_start`` to ``t_end`` (K).
 
     Give either ``duration_ps`` or ``rate_k_per_ps`` (the ramp rate, e.g. a quench rate).
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str
     t_start: float = Field(gt=0, description="temperature at the start (K)")
@@ -63,10 +62,8 @@ class AnnealStage(BaseModel):
         return max(1, math.ceil(self.length_ps * 1000 / self.timestep_fs))
 
 
-class Minimisation(BaseModel):
+class Minimisation(Settings):
     """Final energy minimisation of positions (fixed cell)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     fmax: float = Field(0.05, gt=0, description="force tolerance (eV/Å)")
     max_steps: int = Field(5000, ge=0)

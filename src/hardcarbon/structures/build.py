@@ -16,10 +16,11 @@ from typing import Any
 
 from ase import Atoms
 from ase.units import _Nav
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from hardcarbon.errors import InputError
 from hardcarbon.forcefield.carbon import CarbonPotential, carbon_potential
+from hardcarbon.settings import Settings
 from hardcarbon.storage import read_structure, write_json, write_structure
 from hardcarbon.structures.anneal import AnnealStage, AseEngine, LammpsEngine, Minimisation
 from hardcarbon.structures.random_carbon import (
@@ -37,14 +38,12 @@ def default_protocol() -> list[AnnealStage]:
         AnnealStage(name="heat", t_start=300, t_end=4000, duration_ps=2),
         AnnealStage(name="hold", t_start=4000, t_end=4000, duration_ps=20),
         AnnealStage(name="quench", t_start=4000, t_end=300, rate_k_per_ps=100),
-        AnnealStage(name="anneal", t_start=300, t_end=300, duration_ps=5),
+        AnnealStage(name="anneal", t_start=300, t_end=300, duration_ps=5, timestep_fs=1.0),
     ]
 
 
-class BuildConfig(BaseModel):
+class BuildConfig(Settings):
     """Everything ``hardcarbon build`` needs. Give two of density, box and n_atoms."""
-
-    model_config = ConfigDict(extra="forbid")
 
     density: float | None = Field(1.5, description="target density (g/cm³)")
     box: float | None = Field(43.6, description="edge of the cubic box (Å)")
