@@ -175,6 +175,46 @@ def demo(
                "xrd.png, rdf.png, rings.png, pores.png")
 
 
+@app.command()
+@_reports_bad_input
+def classify(
+    structure: Annotated[Path, typer.Argument(help="sodiated structure file")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="labelled extended XYZ (and a .json beside it)")] = None,
+    r_contact: Annotated[float | None, typer.Option(help="Na–C first shell (Å) [2.7]")] = None,
+    r_shell: Annotated[float | None, typer.Option(help="wider Na–C shell (Å) [3.5]")] = None,
+    r_na_na: Annotated[float | None, typer.Option(help="Na–Na cluster bond (Å) [3.9]")] = None,
+    delta: Annotated[float, typer.Option(help="cut-off shift for the sensitivity (Å)")] = 0.1,
+    config: ConfigOption = None,
+) -> None:
+    """Label each Na as adsorption, intercalation or filling; report cut-off sensitivity."""
+    from hardcarbon.sodiation import (
+        SITE_CLASSES,
+        SiteRules,
+        classify_sites,
+        site_labels_array,
+        site_sensitivity,
+    )
+    from hardcarbon.storage import read_structure, write_json, write_structure
+
+    rules = _settings(SiteRules, config, r_contact=r_contact, r_shell=r_shell, r_na_na=r_na_na)
+    atoms = read_structure(structure)
+    result = classify_sites(atoms, rules)
+    sensitivity = site_sensitivity(atoms, rules, delta)
+    output = output or structure.with_name(structure.stem + "_sites.xyz")
+    atoms.arrays["site"] = site_labels_array(atoms, result)
+    write_structure(output, atoms)
+    write_json(output.with_suffix(".json"), {**result.as_dict(), "sensitivity": sensitivity})
+    typer.echo("counts: " + "  ".join(f"{k} {result.counts[k]}" for k in SITE_CLASSES))
+    typer.echo(f"change of the counts when a cut-off moves by ∓{delta:g} Å "
+               "(adsorption/intercalation/filling):")
+    for name, sides in sensitivity["shifts"].items():
+        cells = [f"{side} {'/'.join(f'{v:+d}' for v in sides[side]['change'].values())}"
+                 for side in ("minus", "plus")]
+        typer.echo(f"  {name:>9}: " + "   ".join(cells))
+    typer.echo(f"wrote {output} and {output.with_suffix('.json')}")
+
+
 dataset_app = typer.Typer(help="Training structures and their reference labels.",
                           no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")

@@ -1,0 +1,79 @@
+"""Command-line wiring of the analysis, classification and dataset commands."""
+
+from __future__ import annotations
+
+import json
+
+import ase.io
+import numpy as np
+from ase import Atoms
+from ase.build import graphene
+from typer.testing import CliRunner
+
+from hardcarbon.cli import app
+
+runner = CliRunner()
+
+
+def _bilayer_with_two_na(path):
+    lower = graphene(size=(4, 4, 1), vacuum=10)
+    lower.pbc = True
+    upper = lower.copy()
+    upper.translate([0, 0, 4.0])
+    atoms = lower + upper
+    hollow = lower.positions[:3].mean(axis=0)
+    up = np.array([0.0, 0.0, 1.0])
+    atoms += Atoms("Na2", positions=[hollow + 2.0 * up, hollow + 6.3 * up])
+    atoms.write(path)
+    return atoms
+
+
+def test_classify_writes_labels_and_sensitivity(tmp_path):
+    structure = tmp_path / "nac.xyz"
+    _bilayer_with_two_na(structure)
+    out = tmp_path / "labelled.xyz"
+    result = runner.invoke(app, ["classify", str(structure), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "adsorption 1  intercalation 1  filling 0" in result.output
+    labelled = ase.io.read(out)
+    assert list(labelled.arrays["site"][-2:]) == ["intercalation", "adsorption"]
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert set(summary["sensitivity"]["shifts"]) == {"r_contact", "r_shell", "r_na_na"}
+
+
+def test_classify_bad_input(tmp_path):
+    carbon = tmp_path / "c.xyz"
+    graphene(size=(2, 2, 1), vacuum=8).write(carbon)
+    result = runner.invoke(app, ["classify", str(carbon)])
+    assert result.exit_code == 2 and "Na" in result.output
+    result = runner.invoke(app, ["classify", str(carbon), "--r-contact", "-1"])
+    assert result.exit_code == 2 and result.output.startswith("error: setting r_contact")
+
+
+def test_analyze_reports_and_refuses_bad_probe(tmp_path):
+    structure = tmp_path / "g.xyz"
+    d = 1.42  # C–C bond; a rectangular 4-atom graphene cell is √3 d by 3 d
+    cell = Atoms("C4", cell=[3**0.5 * d, 3 * d, 10.0], pbc=True,
+                 scaled_positions=[[0, 0, 0.5], [0, 1 / 3, 0.5], [0.5, 0.5, 0.5],
+                                   [0.5, 5 / 6, 0.5]])
+    cell.repeat((3, 2, 1)).write(structure)
+    result = runner.invoke(app, ["analyze", str(structure), "-o", str(tmp_path / "an")])
+    assert result.exit_code == 0, result.output
+    assert "sp 0.000  sp2 1.000  sp3 0.000" in result.output
+    assert (tmp_path / "an" / "xrd.png").stat().st_size > 1000
+    result = runner.invoke(app, ["analyze", str(structure), "--probe-radius", "0"])
+    assert result.exit_code == 2 and "probe_radius" in result.output
+    junk = tmp_path / "junk.xyz"
+    junk.write_text("not a structure\n")
+    result = runner.invoke(app, ["analyze", str(junk)])
+    assert result.exit_code == 2 and "cannot read structure file" in result.output
+
+
+def test_dataset_generate_and_label_with_emt(tmp_path):
+    config = tmp_path / "dataset.yaml"
+    config.write_text("counts: {sodium: 3}\nseed: 2\n")
+    out = tmp_path / "ds.xyz"
+    result = runner.invoke(app, ["dataset", "generate", "--config", str(config), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    frames = ase.io.read(out, index=":")
+    assert len(frames) == 3 and {a.info["config_type"].split("/")[0] for a in frames} == {"sodium"}
