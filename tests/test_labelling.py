@@ -326,3 +326,50 @@ def test_gpaw_labels_tiny_cells(tmp_path):
     np.testing.assert_allclose(stress, stress.T, atol=1e-6)
     assert np.abs(stress).max() < 0.01  # eV/Å³ (1.6 GPa)
     assert not (tmp_path / "pw" / FAILED_FILE).exists()
+
+
+HAVE_SEVENN = importlib.util.find_spec("sevenn") is not None
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:No tensor product accelerator")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.skipif(not (HAVE_SEVENN and HAVE_DFTD3),
+                    reason="SevenNet or dftd3 is not installed: pip install '.[train,dft]' "
+                           "(torch==2.13.0 first, see docs/training.md)")
+def test_sevennet_labels_tiny_cells(tmp_path):
+    """Na on graphene (D3 on C-C and Na-C) and bcc Na (no D3: Na-Na is left out), stress."""
+    sheet = graphene(a=2.46, size=(2, 2, 1), vacuum=6.0)
+    sheet.pbc = True
+    sheet.append("Na")
+    sheet.positions[-1] = sheet.positions[:6].mean(axis=0) * (1, 1, 0) + (0, 0, 8.3)
+    sheet.info["config_type"] = "layered/graphene_Na"
+    na = bulk("Na", "bcc", a=4.2, cubic=True)
+    na.positions[0] += (0.1, 0.05, 0.0)
+    config = LabelConfig(calculator="sevenn", workers=1)
+    labelled = label_structures([sheet, na], config, tmp_path)
+
+    assert len(labelled) == 2 and not (tmp_path / FAILED_FILE).exists()
+    for atoms in labelled:
+        assert atoms.info["REF_method"].startswith("SevenNet 0.")
+        assert atoms.info["REF_method"].endswith("7net-0 + D3(BJ) w/o Na-Na")
+        assert np.isfinite(atoms.arrays["REF_forces"]).all()
+        assert atoms.info["REF_stress"].shape == (9,)
+    on_graphene, metal = labelled
+    assert on_graphene.info["config_type"] == "layered/graphene_Na"
+    assert on_graphene.info["d3_energy"] < -0.1 and metal.info["d3_energy"] == 0.0
+    assert metal.info["REF_energy"] / 2 == pytest.approx(-1.3, abs=0.3)  # eV/atom, 7net-0
+    assert np.abs(metal.arrays["REF_forces"]).max() > 0.01
+
+    # the stored labels are SevenNet plus D3, evaluated here independently
+    from sevenn.calculator import SevenNetCalculator
+
+    plain = Atoms(on_graphene.numbers, on_graphene.positions, cell=on_graphene.cell, pbc=True)
+    plain.calc = SevenNetCalculator("7net-0", device="cpu")
+    e_d3, f_d3, s_d3 = d3_correction(plain, ["Na-Na"])
+    assert on_graphene.info["REF_energy"] == pytest.approx(
+        plain.get_potential_energy() + e_d3, abs=1e-4)
+    np.testing.assert_allclose(on_graphene.arrays["REF_forces"], plain.get_forces() + f_d3,
+                               atol=1e-4)
+    np.testing.assert_allclose(on_graphene.info["REF_stress"].reshape(3, 3),
+                               plain.get_stress(voigt=False) + s_d3, atol=1e-6)

@@ -358,6 +358,7 @@ def d3_correction(atoms: Atoms, exclude_pairs: Iterable[str] = ("Na-Na",),
 # worker side
 
 _LIMITS: Any = None
+_SEVENNET: dict[tuple[str, str], tuple[Any, str]] = {}
 
 
 def pin_threads() -> None:
@@ -399,10 +400,7 @@ def _make_calculator(config: LabelConfig, atoms: Atoms, log_path: Path) -> tuple
                   f"FD {o.smearing:g} eV")
         return GPAW(**kwargs), method
     if name == "sevenn":
-        from sevenn.calculator import SevenNetCalculator
-
-        o = config.sevenn
-        return SevenNetCalculator(model=o.model, device=o.device), f"SevenNet {o.model}"
+        return _sevennet(config.sevenn)
     if name == "vasp":
         from ase.calculators.vasp import Vasp
 
@@ -422,6 +420,22 @@ def _make_calculator(config: LabelConfig, atoms: Atoms, log_path: Path) -> tuple
     if takes_atoms:
         kwargs["atoms"] = atoms
     return factory(**kwargs), name
+
+
+def _sevennet(options: SevenNetOptions) -> tuple[Any, str]:
+    """SevenNet calculator, built once per worker process and model (building takes ~1 s)."""
+    key = (options.model, options.device)
+    if key not in _SEVENNET:
+        import sevenn
+        from sevenn.calculator import SevenNetCalculator
+
+        with warnings.catch_warnings():  # no cuEquivariance/FlashTP on the CPU: expected
+            warnings.filterwarnings("ignore", message="No tensor product accelerator")
+            calc = SevenNetCalculator(model=options.model, device=options.device)
+        _SEVENNET[key] = (calc, f"SevenNet {sevenn.__version__} {options.model}")
+    calc, method = _SEVENNET[key]
+    calc.reset()  # no results of the previous structure
+    return calc, method
 
 
 def _stress_expected(config: LabelConfig, atoms: Atoms) -> bool:
