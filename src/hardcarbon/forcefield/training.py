@@ -40,9 +40,10 @@ from typing import Any, Literal
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from hardcarbon.errors import InputError
+from hardcarbon.settings import Settings
 from hardcarbon.storage import atomic_write, write_json
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,11 @@ _INSTALL_NEPPO = ("neppo is not installed: pip install torch==2.13.0, then pip i
 # configuration
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(Settings):
     """Hyper-parameters of a NEP4 model and of its training, in the terms of GPUMD's ``nep.in``.
+
+    Unknown or invalid settings raise a one-line :class:`InputError` (also from
+    ``TrainConfig.model_validate(mapping)``, e.g. parsed YAML).
 
     Attributes
     ----------
@@ -158,20 +162,6 @@ class TrainConfig(BaseModel):
     seed: int = Field(42, ge=0)
     test_fraction: float = Field(0.1, ge=0, lt=1, description="held-out share per family")
 
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise InputError(_one_line(exc)) from None
-
-    @classmethod
-    def model_validate(cls, obj: Any, **kwargs: Any) -> TrainConfig:
-        """Build from a mapping (e.g. parsed YAML), raising :class:`InputError` on bad options."""
-        try:
-            return super().model_validate(obj, **kwargs)
-        except ValidationError as exc:
-            raise InputError(_one_line(exc)) from None
-
     @field_validator("elements")
     @classmethod
     def _elements(cls, elements: list[str] | None) -> list[str] | None:
@@ -229,13 +219,6 @@ class TrainConfig(BaseModel):
             batches = math.ceil(n_train / self.batch_for("neppo"))
             return max(1, round(self.epochs * batches))
         return DEFAULT_STEPS
-
-
-def _one_line(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(p) for p in error["loc"])
-    message = error["msg"].removeprefix("Value error, ")
-    return f"training settings: {where}: {message}" if where else f"training settings: {message}"
 
 
 def resolve_engine(config: TrainConfig) -> str:
