@@ -278,6 +278,53 @@ def dataset_label(
                f"training file {output}")
 
 
+@app.command()
+@_reports_bad_input
+def train(
+    data: Annotated[Path, typer.Argument(help="labelled extended XYZ, train.xyz or label folder")],
+    workdir: Annotated[Path, typer.Option("--workdir", "-w", help="run folder")] = Path(
+        "nep-train"),
+    engine: Annotated[str | None, typer.Option(help="auto, neppo or gpumd [auto]")] = None,
+    steps: Annotated[int | None, typer.Option(help="neppo optimisation steps")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Train a NEP4 model (neppo on the CPU, GPUMD's nep when on PATH); resumes if stopped."""
+    from hardcarbon.forcefield.training import TrainConfig, train_nep
+
+    settings = _settings(TrainConfig, config, engine=engine, steps=steps, seed=seed)
+    model = train_nep(data, settings, workdir)
+    typer.echo(f"wrote {model}")
+
+
+@app.command()
+@_reports_bad_input
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="nep.txt")],
+    data: Annotated[Path, typer.Argument(help="labelled test structures (extended XYZ)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="folder for JSON and plots")
+                      ] = Path("evaluation"),
+) -> None:
+    """Energy, force and stress errors of a NEP model, overall and per family, with plots."""
+    from hardcarbon.forcefield.evaluation import (
+        dataset_map,
+        evaluate_model,
+        parity_plots,
+        summary,
+    )
+    from hardcarbon.storage import write_json
+
+    results = evaluate_model(model, data)
+    parity_plots(results, output)
+    dataset_map(model, data, output / "dataset_map.png")
+    write_json(output / "errors.json", summary(results))
+    for name, errors in [("overall", results["overall"]), *results["families"].items()]:
+        typer.echo(f"{name:>12}: energy {errors['energy_rmse_meV_atom']:.1f} meV/atom  "
+                   f"force {errors['force_rmse_meV_A']:.0f} meV/Å  "
+                   f"({errors['n_structures']} structures)")
+    typer.echo(f"wrote {output}/errors.json and plots")
+
+
 def main() -> None:
     """Entry point used by ``python -m hardcarbon``."""
     app(prog_name="hardcarbon")
