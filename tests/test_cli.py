@@ -77,3 +77,26 @@ def test_dataset_generate_and_label_with_emt(tmp_path):
     assert result.exit_code == 0, result.output
     frames = ase.io.read(out, index=":")
     assert len(frames) == 3 and {a.info["config_type"].split("/")[0] for a in frames} == {"sodium"}
+
+
+def test_sodiate_runs_and_refuses_carbon_free_host(tmp_path, random_nep):
+    from hardcarbon.structures import random_carbon
+
+    host = tmp_path / "host.xyz"
+    random_carbon(150, (13.0, 13.0, 13.0), seed=1).write(host)
+    config = tmp_path / "sodiate.yaml"
+    config.write_text("n_candidates: 30\nmax_iterations: 2\nfmax: 0.2\nmax_steps: 50\n")
+    args = ["sodiate", str(host), "--model", str(random_nep), "--batch-size", "3",
+            "--target-na", "6", "--config", str(config), "-w", str(tmp_path / "run")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = (tmp_path / "run" / "sodiation.csv").read_text().splitlines()
+    assert len(table) == 4  # header, the bare host and the states after two batches of 3
+    assert (tmp_path / "run" / "voltage.png").exists()
+
+    sodium = tmp_path / "na.xyz"
+    Atoms("Na2", positions=[[0, 0, 0], [2, 2, 2]], cell=[8, 8, 8], pbc=True).write(sodium)
+    args[1] = str(sodium)
+    args[-1] = str(tmp_path / "run2")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "carbon" in result.output

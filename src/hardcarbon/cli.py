@@ -47,7 +47,7 @@ def _reports_bad_input(command):
     return wrapper
 
 
-def _settings(model: type[Settings], config: Path | None, **options: Any) -> Settings:
+def _settings(kind: type[Settings], config: Path | None, /, **options: Any) -> Settings:
     """The command's config: the YAML file, then the options given on the command line."""
     values: dict[str, Any] = {}
     if config is not None:
@@ -61,7 +61,7 @@ def _settings(model: type[Settings], config: Path | None, **options: Any) -> Set
             raise InputError(f"config file {config} must hold a mapping of settings")
         values.update(loaded)
     values.update({k: v for k, v in options.items() if v is not None})
-    return model.model_validate(values)
+    return kind.model_validate(values)
 
 
 @app.command()
@@ -213,6 +213,37 @@ def classify(
                  for side in ("minus", "plus")]
         typer.echo(f"  {name:>9}: " + "   ".join(cells))
     typer.echo(f"wrote {output} and {output.with_suffix('.json')}")
+
+
+@app.command()
+@_reports_bad_input
+def sodiate(
+    structure: Annotated[Path, typer.Argument(help="bare hard-carbon host (extended XYZ)")],
+    workdir: Annotated[Path, typer.Option("--workdir", "-w", help="run folder")] = Path(
+        "sodiation"),
+    model: Annotated[Path | None, typer.Option(help="Na–C nep.txt [the bundled model]")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Na per iteration [50]")] = None,
+    target_na: Annotated[int | None, typer.Option(help="go on past 0 V to this Na count")
+                         ] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    resume: Annotated[bool, typer.Option(help="continue the run in --workdir")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Insert Na batch by batch (Monte Carlo, relaxed each time); voltage curve and sites."""
+    from hardcarbon.sodiation.figures import write_figures
+    from hardcarbon.sodiation.run import SodiationConfig
+    from hardcarbon.sodiation.run import sodiate as run_sodiation
+    from hardcarbon.storage import read_structure
+
+    settings = _settings(SodiationConfig, config, model=model, batch_size=batch_size,
+                         target_na=target_na, seed=seed)
+    summary = run_sodiation(read_structure(structure), settings, workdir, resume=resume)
+    write_figures(workdir)
+    zero = summary["capacity_at_zero_volt"]
+    if zero is not None:
+        typer.echo(f"capacity at 0 V: {zero['capacity']:.1f} mAh/g")
+    typer.echo(f"{summary['n_na']} Na, sites {summary['site_counts']}; wrote "
+               f"{workdir}/sodiation.csv, summary.json, states/, voltage.png, site_fractions.png")
 
 
 dataset_app = typer.Typer(help="Training structures and their reference labels.",
