@@ -31,6 +31,8 @@ def main() -> None:
     start = time.perf_counter()
     atoms, summary = build_hard_carbon(config)
     build_s = time.perf_counter() - start
+    if args.output:
+        write_structure(f"{args.output}.xyz", atoms)
     start = time.perf_counter()
     report = analyze_structure(atoms)
     analyze_s = time.perf_counter() - start
@@ -48,16 +50,16 @@ def main() -> None:
         "sp_fraction": round(report["hybridisation"]["sp"], 3),
         "cc_rdf_first_peak_A": round(report["rdf_first_peaks"]["C-C"], 3),
         "min_cc_A": round(report["min_cc_distance"], 3),
-        "xrd_002_2theta_deg": round(xrd["two_theta"], 2),
-        "xrd_002_fwhm_deg": round(xrd["fwhm"], 2),
-        "d002_A": round(xrd["d002"], 3),
+        "xrd_002_2theta_deg": xrd["two_theta_deg"],
+        "xrd_002_fwhm_deg": xrd["fwhm_deg"],
+        "d002_A": xrd["d002_angstrom"],
+        "stage_s": {k: round(v, 1) for k, v in summary["timings_s"].items()},
         "rings_5_6_7": [rings.get(k, 0) for k in (5, 6, 7)],
         "porosity": round(report["pores"]["porosity"], 3),
     }
     for key, value in figures.items():
         print(f"{key:>22}: {value}")
     if args.output:
-        write_structure(f"{args.output}.xyz", atoms)
         write_json(f"{args.output}.json", {"benchmark": figures, "analysis": report})
 
 

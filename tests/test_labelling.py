@@ -180,7 +180,7 @@ def test_unknown_or_missing_calculator_is_one_line(tmp_path, monkeypatch):
     assert "\n" not in str(e.value)
     with pytest.raises(InputError, match="workers"):
         LabelConfig.model_validate({"calculator": "emt", "workers": 0})
-    with pytest.raises(InputError, match="ecut: Extra inputs are not permitted"):
+    with pytest.raises(InputError, match="unknown setting 'ecut'"):
         LabelConfig(calculator="emt", ecut=500)
     with pytest.raises(InputError, match="'Na-X' is not an element pair"):
         LabelConfig(d3_exclude_pairs=["Na-X"])

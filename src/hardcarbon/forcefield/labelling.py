@@ -50,9 +50,10 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import PropertyNotImplementedError
 from ase.data import chemical_symbols
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from hardcarbon.errors import InputError
+from hardcarbon.settings import Settings
 from hardcarbon.storage import atomic_write, read_structure, write_structure
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,8 @@ _INSTALL = {
 # configuration
 
 
-class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Options(Settings):
+    model_config = ConfigDict(frozen=True)
 
 
 class GPAWOptions(_Options):
@@ -118,7 +119,7 @@ class SevenNetOptions(_Options):
     d3: bool = Field(True, description="add DFT-D3(BJ) with PBE parameters (dftd3 package)")
 
 
-class LabelConfig(BaseModel):
+class LabelConfig(Settings):
     """How :func:`label_structures` labels structures.
 
     ``calculator`` is ``"gpaw"``, ``"sevenn"``, ``"vasp"``, ``"emt"`` (ASE's toy EMT, for
@@ -127,7 +128,7 @@ class LabelConfig(BaseModel):
     parameter of that name.  Invalid options raise :class:`InputError`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     calculator: str = Field("gpaw", description="gpaw, sevenn, vasp, emt or module:factory")
     gpaw: GPAWOptions = Field(default_factory=GPAWOptions)
@@ -145,20 +146,6 @@ class LabelConfig(BaseModel):
     method: str | None = Field(
         None, description="method stored in info['REF_method']; derived from the settings "
                           "when not given")
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise InputError(_one_line(exc)) from None
-
-    @classmethod
-    def model_validate(cls, obj: Any, **kwargs: Any) -> LabelConfig:
-        """Build from a mapping (e.g. parsed YAML), raising :class:`InputError` on bad options."""
-        try:
-            return super().model_validate(obj, **kwargs)
-        except ValidationError as exc:
-            raise InputError(_one_line(exc)) from None
 
     @field_validator("calculator")
     @classmethod
@@ -205,13 +192,6 @@ class LabelConfig(BaseModel):
             settings["d3"] = {"damping": "bj", "functional": "pbe", "atm": False,
                               "exclude_pairs": self.d3_exclude_pairs}
         return settings
-
-
-def _one_line(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(p) for p in error["loc"])
-    message = error["msg"].removeprefix("Value error, ")
-    return f"label settings: {where}: {message}" if where else f"label settings: {message}"
 
 
 def check_calculator(config: LabelConfig) -> None:
