@@ -100,3 +100,21 @@ def test_sodiate_runs_and_refuses_carbon_free_host(tmp_path, random_nep):
     args[-1] = str(tmp_path / "run2")
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "carbon" in result.output
+
+
+def test_atomic_writes_leave_normal_permissions_and_no_temporaries(tmp_path):
+    import os
+
+    from hardcarbon.storage import write_json
+
+    path = write_json(tmp_path / "a.json", {"x": 1})
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~_umask()
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
