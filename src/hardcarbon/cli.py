@@ -240,8 +240,11 @@ def sodiate(
     summary = run_sodiation(read_structure(structure), settings, workdir, resume=resume)
     write_figures(workdir)
     zero = summary["capacity_at_zero_volt"]
-    if zero is not None:
+    if zero is not None and zero["reached_zero"]:
         typer.echo(f"capacity at 0 V: {zero['capacity']:.1f} mAh/g")
+    elif zero is not None:
+        typer.echo(f"0 V not reached; {zero['capacity']:.1f} mAh/g so far (use --resume with "
+                   "a larger target or max_iterations to go on)")
     typer.echo(f"{summary['n_na']} Na, sites {summary['site_counts']}; wrote "
                f"{workdir}/sodiation.csv, summary.json, states/, voltage.png, site_fractions.png")
 
