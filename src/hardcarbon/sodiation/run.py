@@ -371,12 +371,7 @@ class _Run:
         host = atoms.copy()
         host.calc = None
         host.arrays["inserted_at"] = np.full(len(host), -1, dtype=int)
-        timer = time.perf_counter()
-        steps, converged = _relax(host, self.model, config)
-        relax_s = time.perf_counter() - timer
-        timer = time.perf_counter()
-        self.scorer = LocalNEP(host, self.model)
-        evaluation_s = time.perf_counter() - timer
+        steps, converged, relax_s, evaluation_s = self._relax_and_rescore(host, config)
         n_c = int(np.count_nonzero(host.numbers == 6))
         self.atoms = host
         self.data = {
@@ -466,13 +461,7 @@ class _Run:
         atoms += new
         insertion_s = time.perf_counter() - timer
 
-        timer = time.perf_counter()
-        steps, converged = _relax(atoms, self.model, config)
-        relax_s = time.perf_counter() - timer
-
-        timer = time.perf_counter()
-        self.scorer = LocalNEP(atoms, self.model)
-        evaluation_s = time.perf_counter() - timer
+        steps, converged, relax_s, evaluation_s = self._relax_and_rescore(atoms, config)
 
         timing: dict[str, Any] = {
             "iteration": iteration,
@@ -586,6 +575,19 @@ class _Run:
         summary = self.summary()
         write_json(self.workdir / "summary.json", summary)
         return summary
+
+    def _relax_and_rescore(self, atoms: Atoms, config: SodiationConfig
+                           ) -> tuple[int, bool, float, float]:
+        """Relax ``atoms`` in place and rebuild the insertion scorer on the result.
+
+        Returns the optimiser steps, whether it converged, and the seconds of each part.
+        """
+        timer = time.perf_counter()
+        steps, converged = _relax(atoms, self.model, config)
+        relax_s = time.perf_counter() - timer
+        timer = time.perf_counter()
+        self.scorer = LocalNEP(atoms, self.model)
+        return steps, converged, relax_s, time.perf_counter() - timer
 
     def summary(self) -> dict[str, Any]:
         """Capacity at 0 V, site counts, mu_Na, the table and the timings of the run."""
