@@ -443,3 +443,30 @@ def test_corrupt_or_unsuitable_model_is_one_line(tmp_path, trained):
         evaluate_model(good, [_with_labels(bulk("Cu"))])
     with pytest.raises(InputError, match=r"reference structure 0 \(Na2\) has no forces"):
         evaluate_model(good, [bulk("Na", "bcc", a=4.2, cubic=True)])
+
+
+@pytest.mark.slow
+@NEEDS_TRAINING
+def test_fine_tuning_starts_from_the_initial_model(trained, labelled, tmp_path):
+    workdir, _ = trained
+    start = workdir / "nep.txt"
+    settings = dict(TINY, steps=100, neuron=50, cutoff=(5.0, 3.5),
+                    learning_rate=(1e-3, 1e-4), initial_model=start)
+    model = train_nep(labelled, TrainConfig(**settings), tmp_path / "tuned")
+    # the architecture comes from the initial model, not from the (different) settings
+    assert model.read_text().splitlines()[:6] == start.read_text().splitlines()[:6]
+    nep_in = (tmp_path / "tuned" / "nep.in").read_text()
+    assert "neuron 16\n" in nep_in and "cutoff 6 4\n" in nep_in
+    # 100 gentle steps from a trained model stay near its error; from scratch they would not
+    before = training_rmse(workdir)["energy_train"]
+    after = training_rmse(tmp_path / "tuned")["energy_train"]
+    assert after < 1.5 * before
+    scratch = train_nep(labelled, TrainConfig(**dict(TINY, steps=100)), tmp_path / "scratch")
+    assert scratch.is_file()
+    assert after < training_rmse(tmp_path / "scratch")["energy_train"]
+
+
+def test_fine_tuning_needs_a_model_file(labelled, tmp_path):
+    with pytest.raises(InputError, match=r"initial model .* does not exist"):
+        train_nep(labelled, TrainConfig(**dict(TINY, initial_model=tmp_path / "no.txt")),
+                  tmp_path / "w")

@@ -128,6 +128,10 @@ class TrainConfig(Settings):
         ``nep`` seeds itself from the clock, so its runs do not repeat exactly).
     test_fraction
         Share of the structures of each family held out in ``test.xyz`` (0 ≤ f < 1).
+    initial_model
+        A nep.txt to start from instead of random parameters (fine-tuning, neppo only).  Its
+        own species order, cutoffs, descriptor sizes and network width replace the settings
+        above.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -161,6 +165,7 @@ class TrainConfig(Settings):
     nep_command: str = Field("nep", description="GPUMD nep executable")
     seed: int = Field(42, ge=0)
     test_fraction: float = Field(0.1, ge=0, lt=1, description="held-out share per family")
+    initial_model: Path | None = Field(None, description="nep.txt to fine-tune (neppo)")
 
     @field_validator("elements")
     @classmethod
@@ -539,6 +544,8 @@ def train_nep(data: Sequence[Atoms] | str | Path, config: TrainConfig | None = N
 
     config = config or TrainConfig()
     structures = load_training_data(data)
+    if config.initial_model is not None:
+        config = _with_initial_model(config)
     present = {s for atoms in structures for s in atoms.get_chemical_symbols()}
     if config.elements is not None:
         missing = sorted(present - set(config.elements))
@@ -559,7 +566,7 @@ def train_nep(data: Sequence[Atoms] | str | Path, config: TrainConfig | None = N
         write_training_file([structures[i] for i in test_idx], workdir / "test.xyz")
     else:
         (workdir / "test.xyz").unlink(missing_ok=True)
-    inputs = _inputs_hash(workdir, nep_in, engine, bool(test_idx))
+    inputs = _inputs_hash(workdir, nep_in, engine, bool(test_idx), config.initial_model)
     total = config.generation if engine == "gpumd" else config.neppo_steps(len(train_idx))
 
     state = _read_state(workdir)
@@ -612,12 +619,47 @@ def train_nep(data: Sequence[Atoms] | str | Path, config: TrainConfig | None = N
     return model
 
 
+def _with_initial_model(config: TrainConfig) -> TrainConfig:
+    """``config`` with the species order of its ``initial_model``, checked to load."""
+    from hardcarbon.forcefield.nep import nep_elements
+
+    path = config.initial_model
+    if not path.is_file():
+        raise InputError(f"initial model {path} does not exist: give a nep.txt to fine-tune")
+    elements = nep_elements(path)
+    if config.elements is not None and list(config.elements) != elements:
+        raise InputError(f"elements {config.elements} differ from those of the initial model "
+                         f"{path} ({elements}): leave elements unset to use the model's")
+    if resolve_engine(config) != "neppo":
+        raise InputError("fine-tuning an initial model needs engine neppo")
+    header = {}
+    for line in path.read_text().splitlines()[1:7]:
+        key, *values = line.split()
+        header[key] = values
+    try:
+        l_max = [int(v) for v in header["l_max"]]
+        update = {"elements": elements,
+                  "cutoff": tuple(float(v) for v in header["cutoff"][:2]),
+                  "n_max": tuple(int(v) for v in header["n_max"]),
+                  "basis_size": tuple(int(v) for v in header["basis_size"]),
+                  "l_max": l_max[0], "four_body": len(l_max) > 1 and l_max[1] > 0,
+                  "five_body": len(l_max) > 2 and l_max[2] > 0,
+                  "neuron": int(header["ANN"][0])}
+    except (KeyError, IndexError, ValueError):
+        raise InputError(f"cannot read the architecture of the initial model {path}: "
+                         "give a nep4 nep.txt written by GPUMD or neppo") from None
+    return config.model_copy(update=update)
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _inputs_hash(workdir: Path, nep_in: str, engine: str, has_test: bool) -> str:
+def _inputs_hash(workdir: Path, nep_in: str, engine: str, has_test: bool,
+                 initial_model: Path | None = None) -> str:
     h = hashlib.sha256(f"{engine}\n{nep_in}".encode())
+    if initial_model is not None:
+        h.update(initial_model.read_bytes())
     for name in ("train.xyz", "test.xyz") if has_test else ("train.xyz",):
         h.update(name.encode())
         h.update((workdir / name).read_bytes())
@@ -674,7 +716,10 @@ def _run_neppo(workdir: Path, config: TrainConfig, total: int, done: int) -> Non
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        if done == 0:
+        if done == 0 and config.initial_model is not None:
+            shutil.copyfile(config.initial_model, workdir / "nep.txt")
+            _continue_neppo(workdir, config, total, 0)
+        elif done == 0:
             from neppo.nep_in import run
 
             run(workdir, device=config.device)
