@@ -238,7 +238,7 @@ def sodiate(
     settings = _settings(SodiationConfig, config, model=model, batch_size=batch_size,
                          target_na=target_na, seed=seed)
     summary = run_sodiation(read_structure(structure), settings, workdir, resume=resume)
-    write_figures(workdir)
+    figures = write_figures(workdir)
     zero = summary["capacity_at_zero_volt"]
     if zero is not None and zero["reached_zero"]:
         typer.echo(f"capacity at 0 V: {zero['capacity']:.1f} mAh/g")
@@ -246,7 +246,7 @@ def sodiate(
         typer.echo(f"0 V not reached; {zero['capacity']:.1f} mAh/g so far (use --resume with "
                    "a larger target or max_iterations to go on)")
     typer.echo(f"{summary['n_na']} Na, sites {summary['site_counts']}; wrote "
-               f"{workdir}/sodiation.csv, summary.json, states/, voltage.png, site_fractions.png")
+               f"{workdir}/sodiation.csv, summary.json, states/, {', '.join(figures)}")
 
 
 dataset_app = typer.Typer(help="Training structures and their reference labels.",
@@ -329,6 +329,35 @@ def train(
     settings = _settings(TrainConfig, config, engine=engine, steps=steps, seed=seed)
     model = train_nep(data, settings, workdir)
     typer.echo(f"wrote {model}")
+
+
+@app.command()
+@_reports_bad_input
+def learn(
+    workdir: Annotated[Path, typer.Option("--workdir", "-w", help="run folder")] = Path(
+        "learning"),
+    iterations: Annotated[int | None, typer.Option(help="largest number of iterations [5]")
+                          ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Active learning: train a committee, explore by MD, label what it disagrees on, repeat."""
+    from hardcarbon.forcefield.learning import LearnConfig
+    from hardcarbon.forcefield.learning import learn as run_learning
+
+    settings = _settings(LearnConfig, config, max_iterations=iterations)
+    result = run_learning(settings, workdir)
+
+    def fmt(value, spec):
+        return "n/a" if value is None else format(value, spec)
+
+    for row in result["iterations"]:
+        typer.echo(f"iteration {row['iteration']}: force RMSE {fmt(row['force_rmse_meV_A'], '.0f')}"
+                   f" meV/Å, median disagreement {fmt(row['disagreement_median_eV_A'], '.3f')} "
+                   f"eV/Å, {row['n_selected']} selected, "
+                   + ("not labelled" if row["n_labelled"] is None
+                      else f"{row['n_labelled']} labelled"))
+    typer.echo(f"stopped: {result['stop_message']}; final model {result['final_model']}")
+    typer.echo(f"wrote {workdir}/learning.json and learning.png")
 
 
 @app.command()

@@ -11,6 +11,7 @@ from hardcarbon.forcefield.families import (
     generate_family,
 )
 from hardcarbon.forcefield.lammps import load_lammps
+from hardcarbon.forcefield.learning import ExploreConfig, LearnConfig, learn
 
 __all__ = [
     "CARBON_POTENTIALS",
@@ -18,10 +19,13 @@ __all__ = [
     "FAMILIES",
     "CarbonPotential",
     "DatasetConfig",
+    "ExploreConfig",
+    "LearnConfig",
     "carbon_potential",
     "check_structure",
     "fullerene",
     "generate_dataset",
     "generate_family",
+    "learn",
     "load_lammps",
 ]

@@ -44,12 +44,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import PropertyNotImplementedError
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.data import chemical_symbols
+from ase.stress import full_3x3_to_voigt_6_stress
 from pydantic import ConfigDict, Field, field_validator
 
 from hardcarbon.errors import InputError
@@ -334,6 +335,48 @@ def d3_correction(atoms: Atoms, exclude_pairs: Iterable[str] = ("Na-Na",),
     return energy * Hartree, -gradient * Hartree / Bohr, sigma
 
 
+class D3Pairs(Calculator):
+    """DFT-D3(BJ) two-body dispersion as an ASE calculator, excluding element pairs.
+
+    Adds to a reference calculator through :class:`ase.calculators.mixing.SumCalculator`
+    (see :func:`reference_calculator`); the numbers come from :func:`d3_correction`.
+    """
+
+    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, exclude_pairs: Iterable[str] = ("Na-Na",)) -> None:
+        super().__init__()
+        self.exclude_pairs = tuple(exclude_pairs)
+
+    def calculate(self, atoms: Atoms | None = None, properties: Any = ("energy",),
+                  system_changes: Any = all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        want_stress = "stress" in properties and bool(self.atoms.pbc.all())
+        energy, forces, stress = d3_correction(self.atoms, self.exclude_pairs,
+                                               stress=want_stress)
+        self.results = {"energy": energy, "free_energy": energy, "forces": forces}
+        if stress is not None:
+            self.results["stress"] = full_3x3_to_voigt_6_stress(stress)
+
+
+def reference_calculator(config: LabelConfig, atoms: Atoms, log_path: str | Path
+                         ) -> tuple[Any, str]:
+    """The ASE calculator that labels ``atoms`` under ``config``, D3 included; and its method.
+
+    GPAW's k-point mesh depends on the cell, so build one calculator per structure (or per
+    cell shape).  ``log_path`` receives GPAW's text output (VASP runs in a folder named
+    after it).  This is what :func:`label_one` evaluates, and what validation relaxes with.
+    """
+    from ase.calculators.mixing import SumCalculator
+
+    calc, method = _make_calculator(config, atoms, Path(log_path))
+    if config.d3:
+        pairs = ",".join(config.d3_exclude_pairs)
+        method += f" + D3(BJ) w/o {pairs}" if pairs else " + D3(BJ)"
+        calc = SumCalculator([calc, D3Pairs(config.d3_exclude_pairs)])
+    return calc, config.method or method
+
+
 # --------------------------------------------------------------------------------------------
 # worker side
 
@@ -450,7 +493,8 @@ def label_one(atoms: Atoms, config: LabelConfig, path: str | Path) -> dict[str, 
     try:
         pin_threads()
         work = _plain_copy(atoms)
-        calc, method = _make_calculator(config, work, path.parent / "logs" / f"{path.stem}.txt")
+        calc, method = reference_calculator(config, work,
+                                            path.parent / "logs" / f"{path.stem}.txt")
         work.calc = calc
         try:
             energy = work.get_potential_energy(force_consistent=True)
@@ -464,15 +508,8 @@ def label_one(atoms: Atoms, config: LabelConfig, path: str | Path) -> dict[str, 
             except PropertyNotImplementedError:
                 stress = None
         d3_energy = 0.0
-        if config.d3:
-            d3_energy, d3_forces, d3_stress = d3_correction(
-                work, config.d3_exclude_pairs, stress=stress is not None)
-            forces = forces + d3_forces
-            if stress is not None and d3_stress is not None:
-                stress = stress + d3_stress
-            pairs = ",".join(config.d3_exclude_pairs)
-            method += f" + D3(BJ) w/o {pairs}" if pairs else " + D3(BJ)"
-        energy = float(energy) + d3_energy
+        if config.d3:  # the dispersion part, recorded separately
+            d3_energy = float(calc.mixer.calcs[1].results["energy"])
         if not (np.isfinite(energy) and np.isfinite(forces).all()
                 and (stress is None or np.isfinite(stress).all())):
             raise FloatingPointError("the calculator returned NaN or infinite values")
@@ -481,7 +518,7 @@ def label_one(atoms: Atoms, config: LabelConfig, path: str | Path) -> dict[str, 
         work.arrays["REF_forces"] = forces
         if stress is not None:
             work.info["REF_stress"] = np.asarray(stress, dtype=float).reshape(9)
-        work.info["REF_method"] = config.method or method
+        work.info["REF_method"] = method
         work.info["d3_energy"] = d3_energy
         write_structure(path, work)
     except Exception as exc:  # a label run must survive any failure of one structure

@@ -1,0 +1,291 @@
+"""Validation of a force field against its reference: physical checks and relaxed structures.
+
+Two comparisons of section 2.1 of the study, each run the same way for the model and for the
+reference method (any :class:`~hardcarbon.forcefield.labelling.LabelConfig`: GPAW PBE + D3,
+SevenNet + D3, ...), so that the numbers sit side by side:
+
+* :func:`physical_checks`: the bcc Na lattice constant and chemical potential; the AB graphite
+  interlayer spacing; Na above pristine graphene, a monovacancy and a divacancy, relative to
+  bcc Na; the formation energies of stage-1 NaC6 and NaC8 (AA-stacked) relative to graphite
+  and bcc Na.  Each is the minimum of a rigid scan (lattice constant, interlayer spacing or Na
+  height; carbon sheets held at a = 2.46 Å), located by a parabola through the lowest points.
+  Rigid scans keep the reference cost to single points, which GPAW affords on 2 cores.
+* :func:`relax_comparison` (Table 1): the same starting structures relaxed with each method;
+  energy per atom at each method's own minimum, relative error and positional RMSD.
+
+Energies are in eV, lengths in Å.  A "factory" is a callable that returns an ASE calculator
+for a given structure, since GPAW's k-point mesh depends on the cell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.build import bulk, graphene, make_supercell
+from ase.calculators.calculator import PropertyNotImplementedError
+from ase.optimize import BFGS
+
+from hardcarbon.errors import InputError
+
+CalculatorFactory = Callable[[Atoms], Any]
+
+#: In-plane lattice constant of the carbon sheets of the scans (Å).
+GRAPHENE_A = 2.46
+
+
+def nep_factory(model: str | Path) -> CalculatorFactory:
+    """Factory of calorine CPUNEP calculators for the nep.txt ``model`` (one, reused)."""
+    from hardcarbon.forcefield.nep import nep_calculator
+
+    calc = nep_calculator(model, {"C", "Na"})
+    return lambda atoms: calc
+
+
+def reference_factory(config: Any, log_dir: str | Path) -> CalculatorFactory:
+    """Factory of reference calculators of a ``LabelConfig``; GPAW logs go to ``log_dir``."""
+    from hardcarbon.forcefield.labelling import check_calculator, reference_calculator
+
+    check_calculator(config)
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    count = iter(range(1_000_000))
+
+    def make(atoms: Atoms) -> Any:
+        return reference_calculator(config, atoms, log_dir / f"calc_{next(count):04d}.txt")[0]
+
+    return make
+
+
+def energy(atoms: Atoms, factory: CalculatorFactory) -> float:
+    """Energy (eV) of ``atoms``: the free energy where the calculator has one (as labelled)."""
+    work = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell,
+                 pbc=atoms.pbc)
+    work.calc = factory(work)
+    try:
+        return float(work.get_potential_energy(force_consistent=True))
+    except PropertyNotImplementedError:
+        return float(work.get_potential_energy())
+
+
+def scan_minimum(make: Callable[[float], Atoms], xs: Sequence[float],
+                 factory: CalculatorFactory) -> tuple[float, float]:
+    """Position and energy of the minimum of ``energy(make(x))`` over the grid ``xs``.
+
+    A parabola through the lowest point and its neighbours (up to two each side) refines it;
+    a minimum on the edge of the grid raises :class:`InputError` (widen the scan).
+    """
+    xs = np.asarray(xs, dtype=float)
+    es = np.array([energy(make(x), factory) for x in xs])
+    k = int(np.argmin(es))
+    if k in (0, len(xs) - 1):
+        raise InputError(f"the scan minimum lies on the edge of {xs[0]:g}–{xs[-1]:g}: "
+                         "the model or reference has no minimum there")
+    lo, hi = max(k - 2, 0), min(k + 3, len(xs))
+    p = np.polyfit(xs[lo:hi], es[lo:hi], 2)
+    x0 = float(-p[1] / (2 * p[0])) if p[0] > 0 else float(xs[k])
+    return x0, float(np.polyval(p, x0)) if p[0] > 0 else float(es[k])
+
+
+# --------------------------------------------------------------------------------------------
+# structures of the checks
+
+
+def bcc_sodium(a: float) -> Atoms:
+    """Conventional bcc Na cell (2 atoms), lattice constant ``a`` (Å)."""
+    return bulk("Na", "bcc", a=a, cubic=True)
+
+
+def ab_graphite(spacing: float) -> Atoms:
+    """AB graphite (4 C), interlayer ``spacing`` (Å)."""
+    a = GRAPHENE_A
+    cell = [[a, 0, 0], [-a / 2, a * 3**0.5 / 2, 0], [0, 0, 2 * spacing]]
+    frac = [[0, 0, 0.25], [1 / 3, 2 / 3, 0.25], [0, 0, 0.75], [2 / 3, 1 / 3, 0.75]]
+    return Atoms("C4", cell=cell, pbc=True, scaled_positions=frac)
+
+
+def intercalated_graphite(kind: str, spacing: float) -> Atoms:
+    """Stage-1 AA graphite with one Na per hexagon of a √3×√3 (NaC6) or 2×2 (NaC8) cell."""
+    cells = {"NaC6": [[2, 1, 0], [-1, 1, 0], [0, 0, 1]], "NaC8": [[2, 0, 0], [0, 2, 0], [0, 0, 1]]}
+    if kind not in cells:
+        raise InputError(f"unknown intercalation compound {kind}: use NaC6 or NaC8")
+    sheet = graphene(a=GRAPHENE_A, size=(1, 1, 1), vacuum=spacing / 2)
+    sheet.pbc = True
+    sheet = make_supercell(sheet, cells[kind])
+    hollow = _hexagon_centre(sheet, 0)
+    na = Atoms("Na", positions=[[hollow[0], hollow[1], sheet.positions[0, 2] + spacing / 2]])
+    out = sheet + na
+    out.wrap()
+    return out
+
+
+def _hexagon_centre(sheet: Atoms, index: int) -> np.ndarray:
+    """A hexagon centre of a flat sheet: one bond length from atom ``index``, opposite a bond."""
+    d = sheet.get_distances(index, range(len(sheet)), mic=True, vector=True)
+    lengths = np.linalg.norm(d, axis=1)
+    neighbour = int(np.argsort(lengths)[1])
+    return sheet.positions[index] - d[neighbour]
+
+
+def graphene_sheet(defect: str, size: int = 4, vacuum: float = 8.0) -> tuple[Atoms, np.ndarray]:
+    """A ``size``×``size`` graphene sheet with a defect, and the in-plane site above it.
+
+    ``defect`` is ``"pristine"`` (site: a hexagon centre), ``"monovacancy"`` (one atom
+    removed; site: where it was) or ``"divacancy"`` (two bonded atoms removed; site: the
+    midpoint).  The sheet is not relaxed (a rigid check, the same for model and reference).
+    """
+    sheet = graphene(a=GRAPHENE_A, size=(size, size, 1), vacuum=vacuum)
+    sheet.pbc = True
+    centre = sheet.cell.sum(axis=0) / 2
+    index = int(np.argmin(np.linalg.norm(sheet.positions[:, :2] - centre[:2], axis=1)))
+    if defect == "pristine":
+        site = _hexagon_centre(sheet, index)
+    elif defect == "monovacancy":
+        site = sheet.positions[index].copy()
+        del sheet[index]
+    elif defect == "divacancy":
+        partner = int(np.argsort(sheet.get_distances(index, range(len(sheet)), mic=True))[1])
+        site = sheet.positions[index] + sheet.get_distance(index, partner, mic=True,
+                                                           vector=True) / 2
+        del sheet[sorted([index, partner], reverse=True)]
+    else:
+        raise InputError(f"unknown defect {defect}: use pristine, monovacancy or divacancy")
+    return sheet, site
+
+
+def _with_na(sheet: Atoms, site: np.ndarray, height: float) -> Atoms:
+    return sheet + Atoms("Na", positions=[[site[0], site[1], sheet.positions[:, 2].mean()
+                                           + height]])
+
+
+# --------------------------------------------------------------------------------------------
+# the checks
+
+
+def physical_checks(factory: CalculatorFactory) -> dict[str, float]:
+    """The physical checks of one method; keys name the quantity and its unit.
+
+    ``mu_Na_eV`` is the energy per atom of bcc Na at its scanned minimum; adsorption and
+    formation energies are relative to it (eV per Na), graphite to AB graphite at its minimum.
+    """
+    out: dict[str, float] = {}
+    a0, e_bcc = scan_minimum(bcc_sodium, np.linspace(3.9, 4.5, 7), factory)
+    mu = e_bcc / 2
+    out.update(bcc_Na_a0_A=a0, mu_Na_eV=mu)
+    d002, e_graphite = scan_minimum(ab_graphite, np.linspace(3.0, 3.9, 7), factory)
+    e_c = e_graphite / 4
+    out.update(graphite_d002_A=d002, graphite_eV_per_C=e_c)
+    for defect in ("pristine", "monovacancy", "divacancy"):
+        sheet, site = graphene_sheet(defect)
+        heights = np.linspace(1.2, 3.2, 6) if defect != "pristine" else np.linspace(1.8, 3.3, 6)
+        h, e_ads = scan_minimum(lambda z, s=sheet, p=site: _with_na(s, p, z), heights, factory)
+        out[f"Na_{defect}_height_A"] = h
+        out[f"Na_{defect}_vs_bcc_eV"] = e_ads - energy(sheet, factory) - mu
+    for kind, n_c in (("NaC6", 6), ("NaC8", 8)):
+        d, e = scan_minimum(lambda x, k=kind: intercalated_graphite(k, x),
+                            np.linspace(3.7, 5.2, 6), factory)
+        out[f"{kind}_spacing_A"] = d
+        out[f"{kind}_formation_eV_per_Na"] = e - n_c * e_c - mu
+    return {k: round(float(v), 4) for k, v in out.items()}
+
+
+def compare_checks(results: dict[str, dict[str, float]], model: str = "model",
+                   reference: str = "reference") -> dict[str, dict[str, float]]:
+    """Model minus reference for each check, with the acceptance tolerance of issue 3.
+
+    Lengths must agree within 0.02 Å, adsorption and formation energies within 0.05 eV.
+    """
+    rows = {}
+    for key, ref in results[reference].items():
+        if key not in results[model] or key in ("mu_Na_eV", "graphite_eV_per_C"):
+            continue
+        diff = results[model][key] - ref
+        tol = 0.02 if key.endswith("_A") else 0.05
+        rows[key] = {"difference": round(diff, 4), "tolerance": tol,
+                     "ok": bool(abs(diff) <= tol)}
+    return rows
+
+
+def _rmsd(a: Atoms, b: Atoms) -> float:
+    """Root-mean-square displacement (Å) between two relaxed copies, minimum image."""
+    d = b.positions - a.positions
+    frac = np.linalg.solve(a.cell.T, d.T).T if a.pbc.any() else None
+    if frac is not None:
+        frac -= np.round(frac) * a.pbc
+        d = frac @ a.cell
+    d -= d.mean(axis=0)  # remove a rigid drift
+    return float(np.sqrt(np.mean(np.sum(d**2, axis=1))))
+
+
+def relax(atoms: Atoms, factory: CalculatorFactory, fmax: float = 0.05,
+          steps: int = 300) -> tuple[Atoms, float, int]:
+    """Relax positions with BFGS; the relaxed copy, its energy (eV) and the steps taken."""
+    work = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell,
+                 pbc=atoms.pbc)
+    work.calc = factory(work)
+    opt = BFGS(work, logfile=None)
+    opt.run(fmax=fmax, steps=steps)
+    try:
+        e = float(work.get_potential_energy(force_consistent=True))
+    except PropertyNotImplementedError:
+        e = float(work.get_potential_energy())
+    return work, e, opt.nsteps
+
+
+def relax_comparison(structures: Sequence[Atoms], model: CalculatorFactory,
+                     reference: CalculatorFactory, fmax: float = 0.05,
+                     steps: int = 300) -> list[dict[str, Any]]:
+    """Table 1: each structure relaxed with the model and with the reference.
+
+    Rows hold the name (``config_type``), atoms, energy per atom of each (eV/atom, each at
+    its own minimum), the relative error (%), the positional RMSD between the two relaxed
+    structures (Å) and the optimiser steps.
+    """
+    rows = []
+    for i, atoms in enumerate(structures):
+        ref, e_ref, n_ref = relax(atoms, reference, fmax, steps)
+        mod, e_mod, n_mod = relax(atoms, model, fmax, steps)
+        n = len(atoms)
+        rows.append({"structure": str(atoms.info.get("config_type", f"structure_{i}")),
+                     "atoms": n, "reference_eV_per_atom": round(e_ref / n, 5),
+                     "model_eV_per_atom": round(e_mod / n, 5),
+                     "relative_error_percent": round(100 * abs(e_mod - e_ref) / abs(e_ref), 4),
+                     "rmsd_A": round(_rmsd(ref, mod), 4),
+                     "steps": {"reference": n_ref, "model": n_mod}})
+    return rows
+
+
+def table1_structures(seed: int = 0, max_atoms: int = 40) -> list[Atoms]:
+    """Starting structures of Table 1: four disordered C–Na cells (quenched and rattled, from
+    the training-set generator), Na at a zigzag and at an armchair graphene edge.  Small
+    cells (at most ``max_atoms``), so that the reference relaxes them affordably."""
+    from hardcarbon.forcefield.families import DatasetConfig, generate_family
+
+    rng = np.random.default_rng(seed)
+    config = DatasetConfig(seed=seed, md_fraction=0.0, counts={"disordered": 1})
+    out: list[Atoms] = []
+    while len(out) < 4:
+        for cell in generate_family("disordered", 8, config, rng):
+            if len(cell) <= max_atoms and "Na" in cell.get_chemical_symbols() and len(out) < 4:
+                out.append(cell)
+    return out + [_edge_cell(kind) for kind in ("zigzag", "armchair")]
+
+
+def _edge_cell(kind: str) -> Atoms:
+    """A graphene nanoribbon with a Na atom in the plane next to an edge hexagon."""
+    from ase.build import graphene_nanoribbon
+
+    width = 3 if kind == "zigzag" else 4
+    ribbon = graphene_nanoribbon(width, 3, type=kind, saturated=False, vacuum=6.0,
+                                 C_C=GRAPHENE_A / 3**0.5)
+    ribbon.pbc = True
+    pos = ribbon.positions
+    # ribbon periodic along z, width along x; put Na 2.3 Å out of the edge, 1.5 Å above plane
+    edge = int(np.argmax(pos[:, 0]))
+    na = pos[edge] + np.array([1.6, 1.5, 0.0])
+    cell = ribbon + Atoms("Na", positions=[na])
+    cell.info["config_type"] = f"{kind}_edge_Na"
+    return cell
