@@ -362,6 +362,34 @@ def learn(
 
 @app.command()
 @_reports_bad_input
+def validate(
+    model: Annotated[Path, typer.Argument(help="nep.txt to validate")],
+    workdir: Annotated[Path, typer.Option("--workdir", "-w", help="output folder")] = Path(
+        "validation"),
+    reference: Annotated[str | None, typer.Option(
+        help="reference calculator: gpaw, sevenn, vasp or module:factory [gpaw]")] = None,
+    relax: Annotated[bool | None, typer.Option(
+        "--relax/--no-relax", help="also the Table 1 relaxations [relax]")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Physical checks and relaxed-structure comparison (Table 1) against the reference."""
+    from hardcarbon.forcefield.validation import ValidateConfig
+    from hardcarbon.forcefield.validation import validate as run_validation
+
+    if not model.is_file():
+        raise InputError(f"model {model} does not exist: give a nep.txt")
+    settings = _settings(ValidateConfig, config, relax=relax)
+    if reference is not None:
+        settings = ValidateConfig.model_validate(
+            {**settings.model_dump(), "reference": {**settings.reference.model_dump(),
+                                                    "calculator": reference}})
+    run_validation(model, settings, workdir)
+    typer.echo((workdir / "validation.md").read_text().rstrip())
+    typer.echo(f"wrote {workdir}/validation.json and validation.md")
+
+
+@app.command()
+@_reports_bad_input
 def evaluate(
     model: Annotated[Path, typer.Argument(help="nep.txt")],
     data: Annotated[Path, typer.Argument(help="labelled test structures (extended XYZ)")],

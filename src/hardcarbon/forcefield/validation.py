@@ -19,6 +19,8 @@ for a given structure, since GPAW's k-point mesh depends on the cell.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,8 +30,12 @@ from ase import Atoms
 from ase.build import bulk, graphene, make_supercell
 from ase.calculators.calculator import PropertyNotImplementedError
 from ase.optimize import BFGS
+from pydantic import Field
 
 from hardcarbon.errors import InputError
+from hardcarbon.forcefield.labelling import LabelConfig
+from hardcarbon.settings import Settings
+from hardcarbon.storage import atomic_write, write_json
 
 CalculatorFactory = Callable[[Atoms], Any]
 
@@ -236,17 +242,24 @@ def relax(atoms: Atoms, factory: CalculatorFactory, fmax: float = 0.05,
 
 
 def relax_comparison(structures: Sequence[Atoms], model: CalculatorFactory,
-                     reference: CalculatorFactory, fmax: float = 0.05,
-                     steps: int = 300) -> list[dict[str, Any]]:
+                     reference: CalculatorFactory | None, fmax: float = 0.05,
+                     steps: int = 300,
+                     reference_relaxed: Sequence[tuple[Atoms, float, int]] | None = None
+                     ) -> list[dict[str, Any]]:
     """Table 1: each structure relaxed with the model and with the reference.
 
     Rows hold the name (``config_type``), atoms, energy per atom of each (eV/atom, each at
     its own minimum), the relative error (%), the positional RMSD between the two relaxed
-    structures (Å) and the optimiser steps.
+    structures (Å) and the optimiser steps.  ``reference_relaxed`` gives the reference's
+    results of :func:`relax` instead of recomputing them (``reference`` may then be None).
     """
+    if reference_relaxed is None:
+        if reference is None:
+            raise InputError("give a reference calculator or its relaxed structures")
+        reference_relaxed = [relax(a, reference, fmax, steps) for a in structures]
     rows = []
-    for i, atoms in enumerate(structures):
-        ref, e_ref, n_ref = relax(atoms, reference, fmax, steps)
+    for i, (atoms, (ref, e_ref, n_ref)) in enumerate(
+            zip(structures, reference_relaxed, strict=True)):
         mod, e_mod, n_mod = relax(atoms, model, fmax, steps)
         n = len(atoms)
         rows.append({"structure": str(atoms.info.get("config_type", f"structure_{i}")),
@@ -265,13 +278,13 @@ def table1_structures(seed: int = 0, max_atoms: int = 40) -> list[Atoms]:
     from hardcarbon.forcefield.families import DatasetConfig, generate_family
 
     rng = np.random.default_rng(seed)
-    config = DatasetConfig(seed=seed, md_fraction=0.0, counts={"disordered": 1})
-    out: list[Atoms] = []
-    while len(out) < 4:
-        for cell in generate_family("disordered", 8, config, rng):
-            if len(cell) <= max_atoms and "Na" in cell.get_chemical_symbols() and len(out) < 4:
-                out.append(cell)
-    return out + [_edge_cell(kind) for kind in ("zigzag", "armchair")]
+    config = DatasetConfig(seed=seed, md_fraction=0.0, counts={"disordered": 1}, max_atoms=64)
+    cells = [cell for cell in generate_family("disordered", 24, config, rng)
+             if len(cell) <= max_atoms and "Na" in cell.get_chemical_symbols()]
+    picked = cells[:: max(1, len(cells) // 4)][:4]
+    if len(picked) < 4:
+        raise InputError(f"too few disordered cells of at most {max_atoms} atoms: raise it")
+    return picked + [_edge_cell(kind) for kind in ("zigzag", "armchair")]
 
 
 def _edge_cell(kind: str) -> Atoms:
@@ -289,3 +302,102 @@ def _edge_cell(kind: str) -> Atoms:
     cell = ribbon + Atoms("Na", positions=[na])
     cell.info["config_type"] = f"{kind}_edge_Na"
     return cell
+
+
+# --------------------------------------------------------------------------------------------
+# the validation command
+
+
+class ValidateConfig(Settings):
+    """Settings of :func:`validate`.
+
+    Attributes
+    ----------
+    reference
+        The reference method (a ``LabelConfig``; GPAW PBE + D3(BJ) by default).
+    checks, relax
+        Run the physical checks, and the Table 1 relaxations.
+    fmax, steps
+        Force tolerance (eV/Å) and step limit of the relaxations.
+    seed, max_atoms
+        Seed and largest cell of the Table 1 structures.
+    """
+
+    reference: LabelConfig = Field(default_factory=LabelConfig)
+    checks: bool = True
+    relax: bool = True
+    fmax: float = Field(0.05, gt=0)
+    steps: int = Field(300, ge=1)
+    seed: int = Field(0, ge=0)
+    max_atoms: int = Field(40, ge=10)
+
+
+def validate(model: str | Path, config: ValidateConfig | None = None,
+             workdir: str | Path = "validation") -> dict[str, Any]:
+    """Physical checks and Table 1 of ``model`` against ``config.reference``.
+
+    The reference results are stored in ``workdir/reference.json`` under a hash of the
+    reference settings and reused by later runs (they are the expensive half); the whole
+    result goes to ``workdir/validation.json`` and a Markdown table to ``validation.md``.
+    """
+    config = config or ValidateConfig()
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    model_factory = nep_factory(model)
+    key = hashlib.sha256(json.dumps(
+        [config.reference.model_dump(mode="json"), config.fmax, config.steps, config.seed,
+         config.max_atoms]).encode()).hexdigest()[:16]
+    cache_path = workdir / "reference.json"
+    try:
+        cache = json.loads(cache_path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    cached = cache.get(key, {})
+    ref_factory = reference_factory(config.reference, workdir / "reference-logs")
+
+    result: dict[str, Any] = {"model": str(model), "reference": config.reference.settings()}
+    if config.checks:
+        if "checks" not in cached:
+            cached["checks"] = physical_checks(ref_factory)
+            write_json(cache_path, {**cache, key: cached})
+        checks = {"model": physical_checks(model_factory), "reference": cached["checks"]}
+        result["checks"] = {**checks, "comparison": compare_checks(checks)}
+    if config.relax:
+        structures = table1_structures(config.seed, config.max_atoms)
+        finished = cached.setdefault("relaxed", [])
+        for atoms in structures[len(finished):]:  # an interrupted run resumes here
+            relaxed, e, n = relax(atoms, ref_factory, config.fmax, config.steps)
+            finished.append({"positions": relaxed.positions.tolist(), "energy": e, "steps": n})
+            write_json(cache_path, {**cache, key: cached})
+        reference_relaxed = []
+        for atoms, done in zip(structures, cached["relaxed"], strict=True):
+            relaxed = atoms.copy()
+            relaxed.positions = np.array(done["positions"])
+            reference_relaxed.append((relaxed, done["energy"], done["steps"]))
+        result["table1"] = relax_comparison(structures, model_factory, None, config.fmax,
+                                            config.steps, reference_relaxed)
+    write_json(workdir / "validation.json", result)
+    atomic_write(workdir / "validation.md", lambda tmp: tmp.write_text(markdown(result)))
+    return result
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The validation result as Markdown tables (physical checks, Table 1)."""
+    lines = [f"Model `{result['model']}` against {result['reference']}", ""]
+    if "checks" in result:
+        lines += ["| quantity | model | reference | difference | within tolerance |",
+                  "|---|---|---|---|---|"]
+        checks = result["checks"]
+        for name, row in checks["comparison"].items():
+            lines.append(f"| {name} | {checks['model'][name]:.3f} | "
+                         f"{checks['reference'][name]:.3f} | {row['difference']:+.3f} | "
+                         f"{'yes' if row['ok'] else 'no'} (±{row['tolerance']:g}) |")
+        lines.append("")
+    if "table1" in result:
+        lines += ["| structure | atoms | reference (eV/atom) | model (eV/atom) | "
+                  "relative error (%) | RMSD (Å) |", "|---|---|---|---|---|---|"]
+        for row in result["table1"]:
+            lines.append(f"| {row['structure']} | {row['atoms']} | "
+                         f"{row['reference_eV_per_atom']:.4f} | {row['model_eV_per_atom']:.4f}"
+                         f" | {row['relative_error_percent']:.3f} | {row['rmsd_A']:.3f} |")
+    return "\n".join(lines) + "\n"

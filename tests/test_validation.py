@@ -1,0 +1,101 @@
+"""Validation of a NEP model against a reference: physical checks and Table 1 relaxations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from hardcarbon import InputError
+from hardcarbon.forcefield.labelling import LabelConfig
+from hardcarbon.forcefield.validation import (
+    ValidateConfig,
+    ab_graphite,
+    compare_checks,
+    graphene_sheet,
+    intercalated_graphite,
+    nep_factory,
+    physical_checks,
+    scan_minimum,
+    table1_structures,
+    validate,
+)
+
+PRETRAINED = Path(__file__).parents[1] / "data" / "models" / "pretrain-sevenn-v0" / "nep.txt"
+
+
+def test_check_structures_have_the_right_stoichiometry():
+    assert intercalated_graphite("NaC6", 4.5).get_chemical_formula() == "C6Na"
+    assert intercalated_graphite("NaC8", 4.5).get_chemical_formula() == "C8Na"
+    nac6 = intercalated_graphite("NaC6", 4.5)
+    d = nac6.get_distances(-1, range(6), mic=True)
+    assert np.allclose(d, np.hypot(2.46 / 3**0.5, 2.25), atol=1e-6)  # above a hexagon centre
+    assert len(graphene_sheet("pristine")[0]) == 32
+    assert len(graphene_sheet("monovacancy")[0]) == 31
+    assert len(graphene_sheet("divacancy")[0]) == 30
+    assert np.isclose(ab_graphite(3.4).cell[2, 2], 6.8)
+    with pytest.raises(InputError):
+        graphene_sheet("trivacancy")
+
+
+def test_scan_minimum_of_a_known_parabola():
+    from ase.calculators.calculator import Calculator
+
+    class Spring(Calculator):  # E = (a - 4.2)^2 on the bcc lattice constant
+        implemented_properties = ("energy",)
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+            super().calculate(atoms, properties, system_changes)
+            a = self.atoms.cell[0, 0]
+            self.results = {"energy": (a - 4.2) ** 2 - 1.0}
+
+    x0, e0 = scan_minimum(lambda a: bulk("Na", "bcc", a=a, cubic=True),
+                          np.linspace(3.9, 4.5, 7), lambda atoms: Spring())
+    assert x0 == pytest.approx(4.2) and e0 == pytest.approx(-1.0)
+    with pytest.raises(InputError, match="edge"):
+        scan_minimum(lambda a: bulk("Na", "bcc", a=a, cubic=True),
+                     np.linspace(3.3, 3.9, 7), lambda atoms: Spring())
+
+
+def test_physical_checks_of_the_pretrained_model_are_physical():
+    checks = physical_checks(nep_factory(PRETRAINED))
+    assert 4.0 < checks["bcc_Na_a0_A"] < 4.4
+    assert 3.2 < checks["graphite_d002_A"] < 3.5
+    assert checks["Na_divacancy_vs_bcc_eV"] < checks["Na_pristine_vs_bcc_eV"]
+    assert checks["Na_monovacancy_height_A"] < checks["Na_pristine_height_A"]
+
+
+def test_validate_against_itself_agrees_exactly_and_caches_the_reference(tmp_path):
+    # the reference is the same model, through the module:factory route of LabelConfig
+    reference = LabelConfig(calculator="calorine.calculators:CPUNEP",
+                            factory_kwargs={"model_filename": str(PRETRAINED)})
+    config = ValidateConfig(reference=reference, max_atoms=40, steps=40)
+    result = validate(PRETRAINED, config, tmp_path)
+    assert all(row["difference"] == pytest.approx(0, abs=1e-4)
+               for row in result["checks"]["comparison"].values())
+    assert len(result["table1"]) == 6
+    for row in result["table1"]:
+        assert row["relative_error_percent"] == pytest.approx(0, abs=1e-6)
+        assert row["rmsd_A"] < 1e-6
+    assert (tmp_path / "validation.md").read_text().count("| yes") == len(
+        result["checks"]["comparison"])
+    cache = json.loads((tmp_path / "reference.json").read_text())
+    assert len(next(iter(cache.values()))["relaxed"]) == 6
+
+
+def test_compare_checks_applies_the_tolerances():
+    rows = compare_checks({"model": {"bcc_Na_a0_A": 4.25, "NaC6_formation_eV_per_Na": 0.10},
+                           "reference": {"bcc_Na_a0_A": 4.22,
+                                         "NaC6_formation_eV_per_Na": 0.06}})
+    assert rows["bcc_Na_a0_A"]["ok"] is False
+    assert rows["NaC6_formation_eV_per_Na"]["ok"] is True
+
+
+def test_table1_structures_are_small_and_hold_sodium():
+    cells = table1_structures(max_atoms=40)
+    assert len(cells) == 6
+    assert all("Na" in c.get_chemical_symbols() for c in cells)
+    assert all(len(c) <= 40 for c in cells[:4])
