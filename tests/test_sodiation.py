@@ -216,3 +216,14 @@ def test_cell_relaxation_with_lbfgs(host, random_nep, tmp_path):
     cell = json.loads((tmp_path / "checkpoint.json").read_text())["atoms"]["cell"]
     assert not np.allclose(cell, host.cell.array)
     assert summary["timings"][1]["relax_steps"] <= 5
+
+
+def test_a_full_host_ends_the_run_with_its_states_kept(host, random_nep, tmp_path):
+    # 150 C in a 13 Å box hold a few tens of Na at these distances: the run fills it and stops
+    config = _config(random_nep, batch_size=12, n_candidates=40, target_na=600,
+                     max_iterations=60, max_steps=5)
+    summary = sodiate(host, config, tmp_path, progress=False)
+    assert summary["stopped"] == "host_full"
+    n_na = [s["n_na"] for s in summary["states"]]
+    assert n_na[0] == 0 and n_na[1] == 12 and n_na[-1] < 600
+    assert (tmp_path / "sodiation.csv").read_text().count("\n") == len(n_na) + 1

@@ -649,6 +649,10 @@ def insertion_energies(
     return scorer.insertion_energies(positions, symbol=symbol)
 
 
+class HostFull(InputError):
+    """The free volume of the structure cannot hold the requested Na at the set distances."""
+
+
 def propose_candidates(
     atoms: Atoms,
     n: int,
@@ -713,7 +717,7 @@ def propose_candidates(
         kept.append(points[free])
         n_kept += int(free.sum())
     if n_kept < n:
-        raise InputError(
+        raise HostFull(
             f"found only {n_kept} of {n} Na positions at least {min_dist_c} Å from the host and "
             f"{min_dist_na} Å from Na in {draws} random tries (free volume about "
             f"{n_kept / draws:.2%} of the cell): the structure has no room for this many more Na; "
@@ -802,7 +806,7 @@ def select_batch(
         blocked[close] = True
         blocked[choice] = True
     if len(picked) < n:
-        raise InputError(
+        raise HostFull(
             f"only {len(picked)} of the {len(positions)} candidates are {min_dist_na} Å apart, "
             f"fewer than the batch of {n}: the free volume cannot hold the batch; use a smaller "
             "batch, more candidates or a smaller Na–Na distance"

@@ -21,7 +21,9 @@ State 0 is the bare host, relaxed.  Each iteration then
 model defaults to the Na–C model bundled as ``hardcarbon/data/nep_na_c.txt``.  Without a target the
 run stops after the first step whose voltage is <= 0 V; with ``target_na`` or
 ``target_capacity`` it goes on, past 0 V, until that Na count is reached (the overcharged
-run).  ``max_iterations`` bounds both.
+run).  ``max_iterations`` bounds both, and a run also ends (``stopped: host_full``) when the
+free volume cannot take another batch at the minimum distances; if not even the first batch
+fits, that is an input error.
 
 **Per-Na voltage contribution.**  In each relaxed state ``S`` every Na ``i`` gets
 ``v_i = -(eps_i - mu_Na) / e`` with ``eps_i = E(S) - E(S without Na i)``, the other atoms kept
@@ -51,6 +53,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import math
 import sys
 import time
@@ -73,9 +76,11 @@ from hardcarbon.electrochem import (
 from hardcarbon.errors import InputError
 from hardcarbon.forcefield.nep import nep_calculator
 from hardcarbon.settings import Settings
-from hardcarbon.sodiation.insertion import LocalNEP, propose_candidates, select_batch
+from hardcarbon.sodiation.insertion import HostFull, LocalNEP, propose_candidates, select_batch
 from hardcarbon.sodiation.sites import SITE_CLASSES, SiteRules, classify_sites, site_labels_array
 from hardcarbon.storage import atomic_write, write_json, write_structure
+
+log = logging.getLogger(__name__)
 
 #: File name of the Na–C model shipped in ``hardcarbon/data``.
 BUNDLED_MODEL_NAME = "nep_na_c.txt"
@@ -699,7 +704,14 @@ def sodiate(
         last = run.data["rows"][-1]
         bar.update(last["iteration"], last["n_na"], last["voltage_V"])
         while (reason := stop_reason(config, run.data["rows"], n_c)) is None:
-            run.iterate()
+            try:
+                run.iterate()
+            except HostFull as exc:
+                if len(run.data["rows"]) == 1:
+                    raise  # not even one batch fits: bad input
+                log.warning("sodiation stops: %s", exc)
+                reason = "host_full"
+                break
             last = run.data["rows"][-1]
             bar.update(last["iteration"], last["n_na"], last["voltage_V"])
     finally:
