@@ -470,3 +470,33 @@ def test_fine_tuning_needs_a_model_file(labelled, tmp_path):
     with pytest.raises(InputError, match=r"initial model .* does not exist"):
         train_nep(labelled, TrainConfig(**dict(TINY, initial_model=tmp_path / "no.txt")),
                   tmp_path / "w")
+
+
+def test_combining_two_references_recovers_the_per_element_shift():
+    from hardcarbon.forcefield.training import combine_references
+
+    rng = np.random.default_rng(3)
+    secondary = []
+    for n_c, n_na in [(4, 0), (6, 1), (2, 2), (8, 3), (5, 1), (3, 0)]:
+        atoms = Atoms(f"C{n_c}Na{n_na}", positions=rng.uniform(0, 8, (n_c + n_na, 3)),
+                      cell=[8, 8, 8], pbc=True)
+        atoms.info["REF_energy"] = float(rng.normal(-30, 5))
+        atoms.arrays["REF_forces"] = rng.normal(0, 1, (len(atoms), 3))
+        atoms.info["config_type"] = "disordered/x"
+        secondary.append(atoms)
+    primary = []
+    for atoms in secondary[:4]:  # the primary method labelled four of them
+        copy = atoms.copy()
+        n_c, n_na = atoms.get_chemical_symbols().count("C"), atoms.get_chemical_symbols().count(
+            "Na")
+        copy.info["REF_energy"] = atoms.info["REF_energy"] + 1.5 * n_c - 0.25 * n_na
+        primary.append(copy)
+    combined, shifts = combine_references(primary, secondary, weight=0.2)
+    assert shifts["C"] == pytest.approx(1.5) and shifts["Na"] == pytest.approx(-0.25)
+    assert shifts["rms_residual_meV_atom"] < 1e-6 and shifts["shared_structures"] == 4
+    assert len(combined) == 6
+    assert [a.info["weight"] for a in combined] == [1.0] * 4 + [0.2] * 2
+    extra = combined[4]
+    assert extra.info["REF_energy"] == pytest.approx(secondary[4].info["REF_energy"] + 7.5 - 0.25)
+    with pytest.raises(InputError, match="too few"):
+        combine_references(primary[:1], secondary)

@@ -328,6 +328,30 @@ def dataset_label(
                f"training file {output}")
 
 
+@dataset_app.command("combine")
+@_reports_bad_input
+def dataset_combine(
+    primary: Annotated[Path, typer.Argument(help="labels of the reference method (e.g. GPAW)")],
+    secondary: Annotated[Path, typer.Argument(help="broader labels (e.g. SevenNet + D3)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="GPUMD training file")
+                      ] = Path("combined.xyz"),
+    weight: Annotated[float, typer.Option(help="GPUMD weight of the secondary structures")
+                      ] = 0.1,
+) -> None:
+    """Merge two label sets on the primary's energy zero, the secondary down-weighted."""
+    from hardcarbon.forcefield.labelling import write_training_file
+    from hardcarbon.forcefield.training import combine_references, load_training_data
+
+    structures, shifts = combine_references(load_training_data(primary),
+                                            load_training_data(secondary), weight)
+    write_training_file(structures, output)
+    typer.echo(f"wrote {len(structures)} structures to {output}; secondary energies shifted by "
+               + ", ".join(f"{k} {v:+.4f} eV" for k, v in shifts.items()
+                           if k not in ("rms_residual_meV_atom", "shared_structures"))
+               + f" per atom (fit on {shifts['shared_structures']} shared structures, RMS "
+               f"residual {shifts['rms_residual_meV_atom']:.1f} meV/atom)")
+
+
 @app.command()
 @_reports_bad_input
 def train(

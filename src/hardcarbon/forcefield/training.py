@@ -381,6 +381,85 @@ def load_training_data(data: Sequence[Atoms] | str | Path, kind: str = "training
     return out
 
 
+def _geometry_key(atoms: Atoms) -> str:
+    """Hash of the numbers, positions (to 1e-4 Å) and cell of a structure."""
+    h = hashlib.sha256(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
+    h.update(np.round(np.asarray(atoms.positions, dtype=float), 4).tobytes())
+    h.update(np.round(np.asarray(atoms.cell[:], dtype=float), 4).tobytes())
+    return h.hexdigest()
+
+
+def combine_references(primary: Sequence[Atoms], secondary: Sequence[Atoms],
+                       weight: float = 0.1) -> tuple[list[Atoms], dict[str, float]]:
+    """One training set from two reference methods: ``primary`` (e.g. GPAW) as it is, plus
+    the ``secondary`` structures (e.g. SevenNet + D3) it does not hold, moved onto the
+    primary's energy zero and down-weighted.
+
+    Two methods' total energies differ by a constant per atom of each element (their atomic
+    references).  Those constants come from a least-squares fit of E_primary − E_secondary over
+    the structures that both labelled (the same geometry); the secondary energies are shifted
+    by them, so that both sets share one zero.  The secondary structures get GPUMD's per-
+    structure ``weight`` (neppo reads it too): they keep the model broad where the primary
+    has few structures, while the primary decides wherever both have data.
+
+    Returns
+    -------
+    structures : list of ase.Atoms
+        Primary structures (``weight`` 1) then the shifted, weighted secondary ones.
+    shifts : dict
+        eV per atom of each element added to the secondary energies, and the RMS residual of
+        the fit (``rms_residual_meV_atom``).
+
+    Raises
+    ------
+    InputError
+        If too few shared structures fix a constant for every element.
+    """
+    if not 0 < weight <= 1:
+        raise InputError(f"weight {weight} of the secondary structures must be in (0, 1]")
+    first = [_labelled(a, "primary data", f" (structure {i})") for i, a in enumerate(primary)]
+    second = [_labelled(a, "secondary data", f" (structure {i})")
+              for i, a in enumerate(secondary)]
+    by_key = {_geometry_key(a): a for a in first}
+    elements = sorted({s for a in [*first, *second] for s in a.get_chemical_symbols()},
+                      key=lambda s: atomic_numbers[s])
+    rows, diffs = [], []
+    for atoms in second:
+        match = by_key.get(_geometry_key(atoms))
+        if match is not None:
+            symbols = atoms.get_chemical_symbols()
+            rows.append([symbols.count(e) for e in elements])
+            diffs.append(reference_labels(match)[0] - reference_labels(atoms)[0])
+    a = np.array(rows, dtype=float).reshape(-1, len(elements))
+    if len(rows) == 0 or np.linalg.matrix_rank(a) < len(elements):
+        raise InputError(f"only {len(rows)} structures are labelled by both methods, too few "
+                         f"to fix an energy shift for each of {', '.join(elements)}: label "
+                         "structures of different compositions with both")
+    delta, *_ = np.linalg.lstsq(a, np.array(diffs), rcond=None)
+    residual = np.array(diffs) - a @ delta
+    per_atom = residual / a.sum(axis=1)
+    shifts = {e: float(d) for e, d in zip(elements, delta, strict=True)}
+    out = []
+    for atoms in first:
+        atoms = atoms.copy()
+        atoms.info["weight"] = 1.0
+        out.append(atoms)
+    for atoms in second:
+        if _geometry_key(atoms) in by_key:
+            continue
+        energy, forces, stress = reference_labels(atoms)
+        symbols = atoms.get_chemical_symbols()
+        atoms = atoms.copy()
+        atoms.info["REF_energy"] = energy + sum(shifts[s] for s in symbols)
+        atoms.arrays["REF_forces"] = forces
+        if stress is not None:
+            atoms.info["REF_stress"] = stress.reshape(9)
+        atoms.info["weight"] = float(weight)
+        out.append(atoms)
+    return out, {**shifts, "rms_residual_meV_atom": float(1000 * np.sqrt(np.mean(per_atom**2))),
+                 "shared_structures": len(rows)}
+
+
 def _structure_key(atoms: Atoms, seed: int) -> str:
     h = hashlib.sha256(np.int64(seed).tobytes())
     h.update(np.asarray(atoms.numbers, dtype="<i8").tobytes())
