@@ -118,3 +118,37 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_validate_and_combine_commands(tmp_path):
+    from pathlib import Path
+
+    model = Path(__file__).parents[1] / "data" / "models" / "pretrain-sevenn-v0" / "nep.txt"
+    result = runner.invoke(app, ["validate", str(tmp_path / "none.txt")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    config = tmp_path / "v.yaml"
+    config.write_text("reference:\n  calculator: 'calorine.calculators:CPUNEP'\n"
+                      f"  factory_kwargs: {{model_filename: '{model}'}}\n")
+    result = runner.invoke(app, ["validate", str(model), "-w", str(tmp_path / "v"),
+                                 "--no-relax", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "| bcc_Na_a0_A | " in result.output and "| no" not in result.output
+
+    rng = np.random.default_rng(0)
+    cells = []
+    for n_c, n_na in [(3, 0), (2, 1), (4, 2)]:
+        atoms = Atoms(f"C{n_c}Na{n_na}", positions=rng.uniform(0, 6, (n_c + n_na, 3)),
+                      cell=[6, 6, 6], pbc=True)
+        atoms.info["REF_energy"] = -5.0 * n_c - 1.0 * n_na
+        atoms.arrays["REF_forces"] = np.zeros((len(atoms), 3))
+        cells.append(atoms)
+    ase.io.write(tmp_path / "second.xyz", cells)
+    shifted = [a.copy() for a in cells[:2]]
+    for a in shifted:
+        a.info["REF_energy"] -= 2.0 * len(a)
+    ase.io.write(tmp_path / "first.xyz", shifted)
+    result = runner.invoke(app, ["dataset", "combine", str(tmp_path / "first.xyz"),
+                                 str(tmp_path / "second.xyz"), "-o", str(tmp_path / "c.xyz")])
+    assert result.exit_code == 0, result.output
+    assert "C -2.0000 eV, Na -2.0000 eV" in result.output
+    assert len(ase.io.read(tmp_path / "c.xyz", ":")) == 3
