@@ -435,6 +435,9 @@ def evaluate(
     data: Annotated[Path, typer.Argument(help="labelled test structures (extended XYZ)")],
     output: Annotated[Path, typer.Option("--output", "-o", help="folder for JSON and plots")
                       ] = Path("evaluation"),
+    min_weight: Annotated[float, typer.Option(
+        help="only structures of at least this GPUMD weight (1: the primary reference of a "
+             "combined set)")] = 0.0,
 ) -> None:
     """Energy, force and stress errors of a NEP model, overall and per family, with plots."""
     from hardcarbon.forcefield.evaluation import (
@@ -443,11 +446,16 @@ def evaluate(
         parity_plots,
         summary,
     )
+    from hardcarbon.forcefield.training import load_training_data
     from hardcarbon.storage import write_json
 
-    results = evaluate_model(model, data)
+    structures = [a for a in load_training_data(data, "test")
+                  if float(a.info.get("weight", 1.0)) >= min_weight]
+    if not structures:
+        raise InputError(f"no structure in {data} has a weight of at least {min_weight}")
+    results = evaluate_model(model, structures)
     parity_plots(results, output)
-    dataset_map(model, data, output / "dataset_map.png")
+    dataset_map(model, structures, output / "dataset_map.png")
     write_json(output / "errors.json", summary(results))
     for name, errors in [("overall", results["overall"]), *results["families"].items()]:
         typer.echo(f"{name:>12}: energy {errors['energy_rmse_meV_atom']:.1f} meV/atom  "
