@@ -15,6 +15,8 @@ from hardcarbon.forcefield.validation import (
     ValidateConfig,
     ab_graphite,
     compare_checks,
+    energy,
+    energy_function,
     graphene_sheet,
     intercalated_graphite,
     nep_factory,
@@ -53,15 +55,15 @@ def test_scan_minimum_of_a_known_parabola():
             self.results = {"energy": (a - 4.2) ** 2 - 1.0}
 
     x0, e0 = scan_minimum(lambda a: bulk("Na", "bcc", a=a, cubic=True),
-                          np.linspace(3.9, 4.5, 7), lambda atoms: Spring())
+                          np.linspace(3.9, 4.5, 7), lambda atoms: energy(atoms, lambda a: Spring()))
     assert x0 == pytest.approx(4.2) and e0 == pytest.approx(-1.0)
     with pytest.raises(InputError, match="edge"):
         scan_minimum(lambda a: bulk("Na", "bcc", a=a, cubic=True),
-                     np.linspace(3.3, 3.9, 7), lambda atoms: Spring())
+                     np.linspace(3.3, 3.9, 7), lambda atoms: energy(atoms, lambda a: Spring()))
 
 
 def test_physical_checks_of_the_pretrained_model_are_physical():
-    checks = physical_checks(nep_factory(PRETRAINED))
+    checks = physical_checks(energy_function(nep_factory(PRETRAINED)))
     assert 4.0 < checks["bcc_Na_a0_A"] < 4.4
     assert 3.2 < checks["graphite_d002_A"] < 3.5
     assert checks["Na_divacancy_vs_bcc_eV"] < checks["Na_pristine_vs_bcc_eV"]

@@ -77,15 +77,51 @@ def energy(atoms: Atoms, factory: CalculatorFactory) -> float:
         return float(work.get_potential_energy())
 
 
+EnergyFunction = Callable[[Atoms], float]
+
+
+def energy_function(factory: CalculatorFactory, cache: str | Path | None = None
+                    ) -> EnergyFunction:
+    """``atoms -> energy (eV)`` with ``factory``'s calculators.
+
+    With ``cache`` (a JSON file) every energy is stored under a hash of the structure as soon
+    as it is computed, and found there on later calls: an interrupted reference run loses
+    nothing, and a rerun costs no reference calculation.
+    """
+    path = Path(cache) if cache is not None else None
+    try:
+        stored: dict[str, float] = json.loads(path.read_text()) if path else {}
+    except (OSError, ValueError):
+        stored = {}
+
+    def evaluate(atoms: Atoms) -> float:
+        if path is None:
+            return energy(atoms, factory)
+        key = _structure_hash(atoms)
+        if key not in stored:
+            stored[key] = energy(atoms, factory)
+            write_json(path, stored)
+        return stored[key]
+
+    return evaluate
+
+
+def _structure_hash(atoms: Atoms) -> str:
+    h = hashlib.sha256(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
+    h.update(np.round(atoms.positions, 5).tobytes())
+    h.update(np.round(np.asarray(atoms.cell[:]), 5).tobytes())
+    return h.hexdigest()[:24]
+
+
 def scan_minimum(make: Callable[[float], Atoms], xs: Sequence[float],
-                 factory: CalculatorFactory) -> tuple[float, float]:
-    """Position and energy of the minimum of ``energy(make(x))`` over the grid ``xs``.
+                 energy_of: EnergyFunction) -> tuple[float, float]:
+    """Position and energy of the minimum of ``energy_of(make(x))`` over the grid ``xs``.
 
     A parabola through the lowest point and its neighbours (up to two each side) refines it;
     a minimum on the edge of the grid raises :class:`InputError` (widen the scan).
     """
     xs = np.asarray(xs, dtype=float)
-    es = np.array([energy(make(x), factory) for x in xs])
+    es = np.array([energy_of(make(x)) for x in xs])
     k = int(np.argmin(es))
     if k in (0, len(xs) - 1):
         raise InputError(f"the scan minimum lies on the edge of {xs[0]:g}–{xs[-1]:g}: "
@@ -171,31 +207,50 @@ def _with_na(sheet: Atoms, site: np.ndarray, height: float) -> Atoms:
 # the checks
 
 
-def physical_checks(factory: CalculatorFactory) -> dict[str, float]:
-    """The physical checks of one method; keys name the quantity and its unit.
+def physical_checks(energy_of: EnergyFunction) -> dict[str, float | None]:
+    """The physical checks of one method (see :func:`energy_function`); keys name the
+    quantity and its unit.
 
     ``mu_Na_eV`` is the energy per atom of bcc Na at its scanned minimum; adsorption and
     formation energies are relative to it (eV per Na), graphite to AB graphite at its minimum.
+    A quantity whose scan has no interior minimum is None (the others are still computed).
     """
-    out: dict[str, float] = {}
-    a0, e_bcc = scan_minimum(bcc_sodium, np.linspace(3.9, 4.5, 7), factory)
-    mu = e_bcc / 2
-    out.update(bcc_Na_a0_A=a0, mu_Na_eV=mu)
-    d002, e_graphite = scan_minimum(ab_graphite, np.linspace(3.0, 3.9, 7), factory)
-    e_c = e_graphite / 4
-    out.update(graphite_d002_A=d002, graphite_eV_per_C=e_c)
+    out: dict[str, float | None] = {}
+
+    def scan(keys: tuple[str, str], make: Callable[[float], Atoms], xs: np.ndarray
+             ) -> tuple[float, float] | None:
+        try:
+            return scan_minimum(make, xs, energy_of)
+        except InputError:
+            out.update(dict.fromkeys(keys))
+            return None
+
+    bcc = scan(("bcc_Na_a0_A", "mu_Na_eV"), bcc_sodium, np.linspace(3.9, 4.5, 7))
+    mu = bcc[1] / 2 if bcc else None
+    if bcc:
+        out.update(bcc_Na_a0_A=bcc[0], mu_Na_eV=mu)
+    graphite = scan(("graphite_d002_A", "graphite_eV_per_C"), ab_graphite,
+                    np.linspace(3.0, 3.9, 7))
+    e_c = graphite[1] / 4 if graphite else None
+    if graphite:
+        out.update(graphite_d002_A=graphite[0], graphite_eV_per_C=e_c)
     for defect in ("pristine", "monovacancy", "divacancy"):
         sheet, site = graphene_sheet(defect)
         heights = np.linspace(1.2, 3.2, 6) if defect != "pristine" else np.linspace(1.8, 3.3, 6)
-        h, e_ads = scan_minimum(lambda z, s=sheet, p=site: _with_na(s, p, z), heights, factory)
-        out[f"Na_{defect}_height_A"] = h
-        out[f"Na_{defect}_vs_bcc_eV"] = e_ads - energy(sheet, factory) - mu
+        keys = (f"Na_{defect}_height_A", f"Na_{defect}_vs_bcc_eV")
+        found = scan(keys, lambda z, s=sheet, p=site: _with_na(s, p, z), heights)
+        if found:
+            out[keys[0]] = found[0]
+            out[keys[1]] = found[1] - energy_of(sheet) - mu if mu is not None else None
     for kind, n_c in (("NaC6", 6), ("NaC8", 8)):
-        d, e = scan_minimum(lambda x, k=kind: intercalated_graphite(k, x),
-                            np.linspace(3.7, 5.2, 6), factory)
-        out[f"{kind}_spacing_A"] = d
-        out[f"{kind}_formation_eV_per_Na"] = e - n_c * e_c - mu
-    return {k: round(float(v), 4) for k, v in out.items()}
+        keys = (f"{kind}_spacing_A", f"{kind}_formation_eV_per_Na")
+        found = scan(keys, lambda x, k=kind: intercalated_graphite(k, x),
+                     np.linspace(3.7, 5.2, 6))
+        if found:
+            out[keys[0]] = found[0]
+            out[keys[1]] = (found[1] - n_c * e_c - mu
+                            if mu is not None and e_c is not None else None)
+    return {k: None if v is None else round(float(v), 4) for k, v in out.items()}
 
 
 def compare_checks(results: dict[str, dict[str, float]], model: str = "model",
@@ -206,7 +261,8 @@ def compare_checks(results: dict[str, dict[str, float]], model: str = "model",
     """
     rows = {}
     for key, ref in results[reference].items():
-        if key not in results[model] or key in ("mu_Na_eV", "graphite_eV_per_C"):
+        if (key in ("mu_Na_eV", "graphite_eV_per_C") or ref is None
+                or results[model].get(key) is None):
             continue
         diff = results[model][key] - ref
         tol = 0.02 if key.endswith("_A") else 0.05
@@ -336,14 +392,18 @@ def validate(model: str | Path, config: ValidateConfig | None = None,
              workdir: str | Path = "validation") -> dict[str, Any]:
     """Physical checks and Table 1 of ``model`` against ``config.reference``.
 
-    The reference results are stored in ``workdir/reference.json`` under a hash of the
-    reference settings and reused by later runs (they are the expensive half); the whole
-    result goes to ``workdir/validation.json`` and a Markdown table to ``validation.md``.
+    The reference results are the expensive half, so each is stored as soon as it exists
+    and reused by later runs (a killed run resumes; another model costs no reference work):
+    energies of the checks in ``workdir/energies-<hash of the reference>.json``, relaxed
+    structures in ``workdir/reference.json``.  The whole result goes to
+    ``workdir/validation.json`` and Markdown tables to ``validation.md``.
     """
     config = config or ValidateConfig()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     model_factory = nep_factory(model)
+    reference_key = hashlib.sha256(json.dumps(
+        config.reference.model_dump(mode="json")).encode()).hexdigest()[:16]
     key = hashlib.sha256(json.dumps(
         [config.reference.model_dump(mode="json"), config.fmax, config.steps, config.seed,
          config.max_atoms]).encode()).hexdigest()[:16]
@@ -357,10 +417,9 @@ def validate(model: str | Path, config: ValidateConfig | None = None,
 
     result: dict[str, Any] = {"model": str(model), "reference": config.reference.settings()}
     if config.checks:
-        if "checks" not in cached:
-            cached["checks"] = physical_checks(ref_factory)
-            write_json(cache_path, {**cache, key: cached})
-        checks = {"model": physical_checks(model_factory), "reference": cached["checks"]}
+        reference_energy = energy_function(ref_factory, workdir / f"energies-{reference_key}.json")
+        checks = {"model": physical_checks(energy_function(model_factory)),
+                  "reference": physical_checks(reference_energy)}
         result["checks"] = {**checks, "comparison": compare_checks(checks)}
     if config.relax:
         structures = table1_structures(config.seed, config.max_atoms)
@@ -388,10 +447,13 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["| quantity | model | reference | difference | within tolerance |",
                   "|---|---|---|---|---|"]
         checks = result["checks"]
-        for name, row in checks["comparison"].items():
-            lines.append(f"| {name} | {checks['model'][name]:.3f} | "
-                         f"{checks['reference'][name]:.3f} | {row['difference']:+.3f} | "
-                         f"{'yes' if row['ok'] else 'no'} (±{row['tolerance']:g}) |")
+        for name, ref in checks["reference"].items():
+            value = checks["model"].get(name)
+            row = checks["comparison"].get(name)
+            cells = [f"{v:.3f}" if v is not None else "no minimum" for v in (value, ref)]
+            verdict = (f"{row['difference']:+.3f} | {'yes' if row['ok'] else 'no'} "
+                       f"(±{row['tolerance']:g})" if row else "– | –")
+            lines.append(f"| {name} | {cells[0]} | {cells[1]} | {verdict} |")
         lines.append("")
     if "table1" in result:
         lines += ["| structure | atoms | reference (eV/atom) | model (eV/atom) | "
