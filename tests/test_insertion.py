@@ -171,3 +171,17 @@ def test_boltzmann_batch_respects_distances():
     cold = select_batch(positions, energies, 20, cell, 3.0, method="boltzmann",
                         temperature=1e-3, rng=rng)
     assert cold.tolist() == select_batch(positions, energies, 20, cell, 3.0).tolist()
+
+
+def test_a_nearly_full_cell_gives_what_fits_down_to_at_least():
+    # one C in a 5 Å cube: only points 2.0 Å away fit, a small share of the cell
+    atoms = Atoms("C", positions=[[2.5, 2.5, 2.5]], cell=[5.0, 5.0, 5.0], pbc=True)
+    rng = np.random.default_rng(0)
+    with pytest.raises(InputError, match="found only"):
+        propose_candidates(atoms, 5000, min_dist_c=2.4, rng=rng, max_draws=2000)
+    some = propose_candidates(atoms, 5000, min_dist_c=2.4, rng=rng, max_draws=2000,
+                              at_least=10)
+    assert 10 <= len(some) < 5000
+    d = np.linalg.norm(get_distances(some, atoms.positions, cell=atoms.cell, pbc=True)[0],
+                       axis=2)
+    assert d.min() >= 2.4

@@ -660,6 +660,7 @@ def propose_candidates(
     min_dist_na: float = 2.8,
     rng: np.random.Generator | None = None,
     max_draws: int | None = None,
+    at_least: int | None = None,
 ) -> np.ndarray:
     """Uniform random positions in the cell at least the given distances from the atoms.
 
@@ -681,17 +682,20 @@ def propose_candidates(
     max_draws : int, optional
         Give up after this many random points; default ``1000 n + 100000`` (so an accepted
         fraction of the cell below about 0.1 % counts as full).
+    at_least : int, optional
+        Accept fewer than ``n`` positions, down to this many, when the free volume is nearly
+        full (default: ``n``).
 
     Returns
     -------
-    ndarray, shape (n, 3)
-        Cartesian positions (Å) inside the cell.
+    ndarray, shape (m, 3)
+        Cartesian positions (Å) inside the cell, ``at_least <= m <= n``.
 
     Raises
     ------
-    InputError
-        If fewer than ``n`` positions are found within ``max_draws`` points: the free volume
-        cannot hold them at these distances.
+    HostFull
+        If fewer than ``at_least`` positions are found within ``max_draws`` points: the free
+        volume cannot hold them at these distances.
     """
     _check_periodic(atoms)
     if n < 1:
@@ -716,7 +720,7 @@ def propose_candidates(
         )
         kept.append(points[free])
         n_kept += int(free.sum())
-    if n_kept < n:
+    if n_kept < (n if at_least is None else min(at_least, n)):
         raise HostFull(
             f"found only {n_kept} of {n} Na positions at least {min_dist_c} Å from the host and "
             f"{min_dist_na} Å from Na in {draws} random tries (free volume about "

@@ -450,7 +450,8 @@ class _Run:
 
         timer = time.perf_counter()
         candidates = propose_candidates(
-            self.atoms, n_candidates, config.min_dist_c, config.min_dist_na, rng=self.rng
+            self.atoms, n_candidates, config.min_dist_c, config.min_dist_na, rng=self.rng,
+            at_least=n_add,
         )
         energies = self.scorer.insertion_energies(candidates)
         picked = select_batch(
@@ -476,7 +477,7 @@ class _Run:
             "evaluation_s": evaluation_s,
             "relax_steps": steps,
             "relax_converged": converged,
-            "n_candidates": n_candidates,
+            "n_candidates": len(candidates),
             "candidate_energy_min_eV": float(energies.min()),
             "candidate_energy_median_eV": float(np.median(energies)),
             "inserted_energy_mean_eV": float(energies[picked].mean()),
