@@ -152,3 +152,28 @@ def test_validate_and_combine_commands(tmp_path):
     assert result.exit_code == 0, result.output
     assert "C -2.0000 eV, Na -2.0000 eV" in result.output
     assert len(ase.io.read(tmp_path / "c.xyz", ":")) == 3
+
+
+def test_evaluate_reports_a_second_calculator_on_the_same_structures(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    import pytest
+
+    if importlib.util.find_spec("sevenn") is None:
+        pytest.skip("SevenNet is not installed")
+    root = Path(__file__).parents[1]
+    labelled = ase.io.read(root / "data" / "training" / "sevenn_d3_initial.xyz.gz", ":")
+    small = [a for a in labelled if len(a) < 40][:3]
+    for a in small[:1]:
+        a.info["weight"] = 0.1  # a secondary structure: left out by --min-weight 1
+    ase.io.write(tmp_path / "test.xyz", small)
+    model = root / "data" / "models" / "pretrain-sevenn-v0" / "nep.txt"
+    result = runner.invoke(app, ["evaluate", str(model), str(tmp_path / "test.xyz"),
+                                 "-o", str(tmp_path / "e"), "--min-weight", "1",
+                                 "--also", "sevenn"])
+    assert result.exit_code == 0, result.output
+    other = json.loads((tmp_path / "e" / "errors_sevenn.json").read_text())
+    assert other["overall"]["n_structures"] == 2
+    # SevenNet + D3 against its own labels: no error
+    assert other["overall"]["force_rmse_meV_A"] < 1.0

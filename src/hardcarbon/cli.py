@@ -438,6 +438,9 @@ def evaluate(
     min_weight: Annotated[float, typer.Option(
         help="only structures of at least this GPUMD weight (1: the primary reference of a "
              "combined set)")] = 0.0,
+    also: Annotated[str | None, typer.Option(
+        help="also the errors of this calculator (e.g. sevenn) on the same structures, after "
+             "removing a constant energy per element")] = None,
 ) -> None:
     """Energy, force and stress errors of a NEP model, overall and per family, with plots."""
     from hardcarbon.forcefield.evaluation import (
@@ -457,10 +460,22 @@ def evaluate(
     parity_plots(results, output)
     dataset_map(model, structures, output / "dataset_map.png")
     write_json(output / "errors.json", summary(results))
-    for name, errors in [("overall", results["overall"]), *results["families"].items()]:
-        typer.echo(f"{name:>12}: energy {errors['energy_rmse_meV_atom']:.1f} meV/atom  "
-                   f"force {errors['force_rmse_meV_A']:.0f} meV/Å  "
-                   f"({errors['n_structures']} structures)")
+    reports = [("NEP", results)]
+    if also is not None:
+        from hardcarbon.forcefield.evaluation import evaluate_calculator
+        from hardcarbon.forcefield.labelling import LabelConfig, reference_calculator
+
+        calc, method = reference_calculator(LabelConfig(calculator=also), structures[0],
+                                            output / f"{also}.log")
+        other = evaluate_calculator(calc, structures, align_energies=True, name=method)
+        write_json(output / f"errors_{also.replace(':', '_')}.json", summary(other))
+        reports.append((method, other))
+    for label, report in reports:
+        typer.echo(label)
+        for name, errors in [("overall", report["overall"]), *report["families"].items()]:
+            typer.echo(f"{name:>12}: energy {errors['energy_rmse_meV_atom']:.1f} meV/atom  "
+                       f"force {errors['force_rmse_meV_A']:.0f} meV/Å  "
+                       f"({errors['n_structures']} structures)")
     typer.echo(f"wrote {output}/errors.json and plots")
 
 
