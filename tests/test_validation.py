@@ -101,3 +101,16 @@ def test_table1_structures_are_small_and_hold_sodium():
     assert len(cells) == 6
     assert all("Na" in c.get_chemical_symbols() for c in cells)
     assert all(len(c) <= 40 for c in cells[:4])
+
+
+def test_cached_reference_only_reports_what_is_cached(tmp_path):
+    reference = LabelConfig(calculator="calorine.calculators:CPUNEP",
+                            factory_kwargs={"model_filename": str(PRETRAINED)})
+    config = ValidateConfig(reference=reference, relax=False, cached_reference=True)
+    result = validate(PRETRAINED, config, tmp_path)  # nothing cached: every reference missing
+    assert all(v is None for v in result["checks"]["reference"].values())
+    assert result["checks"]["model"]["bcc_Na_a0_A"] is not None
+    assert result["checks"]["comparison"] == {}
+    full = validate(PRETRAINED, ValidateConfig(reference=reference, relax=False), tmp_path)
+    again = validate(PRETRAINED, config, tmp_path)  # now all cached
+    assert again["checks"]["reference"] == full["checks"]["reference"]

@@ -80,13 +80,14 @@ def energy(atoms: Atoms, factory: CalculatorFactory) -> float:
 EnergyFunction = Callable[[Atoms], float]
 
 
-def energy_function(factory: CalculatorFactory, cache: str | Path | None = None
+def energy_function(factory: CalculatorFactory | None, cache: str | Path | None = None
                     ) -> EnergyFunction:
     """``atoms -> energy (eV)`` with ``factory``'s calculators.
 
     With ``cache`` (a JSON file) every energy is stored under a hash of the structure as soon
     as it is computed, and found there on later calls: an interrupted reference run loses
-    nothing, and a rerun costs no reference calculation.
+    nothing, and a rerun costs no reference calculation.  With ``factory`` None only the
+    cache answers; a structure missing from it raises :class:`InputError`.
     """
     path = Path(cache) if cache is not None else None
     try:
@@ -99,6 +100,9 @@ def energy_function(factory: CalculatorFactory, cache: str | Path | None = None
             return energy(atoms, factory)
         key = _structure_hash(atoms)
         if key not in stored:
+            if factory is None:
+                raise InputError(f"no cached reference energy for {atoms.get_chemical_formula()}"
+                                 f" in {path}: run the reference first")
             stored[key] = energy(atoms, factory)
             write_json(path, stored)
         return stored[key]
@@ -213,7 +217,8 @@ def physical_checks(energy_of: EnergyFunction) -> dict[str, float | None]:
 
     ``mu_Na_eV`` is the energy per atom of bcc Na at its scanned minimum; adsorption and
     formation energies are relative to it (eV per Na), graphite to AB graphite at its minimum.
-    A quantity whose scan has no interior minimum is None (the others are still computed).
+    A quantity whose scan has no interior minimum, or whose energies a cached-only reference
+    lacks, is None (the others are still computed).
     """
     out: dict[str, float | None] = {}
 
@@ -241,7 +246,10 @@ def physical_checks(energy_of: EnergyFunction) -> dict[str, float | None]:
         found = scan(keys, lambda z, s=sheet, p=site: _with_na(s, p, z), heights)
         if found:
             out[keys[0]] = found[0]
-            out[keys[1]] = found[1] - energy_of(sheet) - mu if mu is not None else None
+            try:
+                out[keys[1]] = found[1] - energy_of(sheet) - mu if mu is not None else None
+            except InputError:  # a cached-only reference without the bare sheet
+                out[keys[1]] = None
     for kind, n_c in (("NaC6", 6), ("NaC8", 8)):
         keys = (f"{kind}_spacing_A", f"{kind}_formation_eV_per_Na")
         found = scan(keys, lambda x, k=kind: intercalated_graphite(k, x),
@@ -373,6 +381,9 @@ class ValidateConfig(Settings):
         The reference method (a ``LabelConfig``; GPAW PBE + D3(BJ) by default).
     checks, relax
         Run the physical checks, and the Table 1 relaxations.
+    cached_reference
+        Use only reference results already cached in the work directory (no reference
+        calculation; checks without them are reported as missing).
     fmax, steps
         Force tolerance (eV/Å) and step limit of the relaxations.
     seed, max_atoms
@@ -382,6 +393,7 @@ class ValidateConfig(Settings):
     reference: LabelConfig = Field(default_factory=LabelConfig)
     checks: bool = True
     relax: bool = True
+    cached_reference: bool = False
     fmax: float = Field(0.05, gt=0)
     steps: int = Field(300, ge=1)
     seed: int = Field(0, ge=0)
@@ -417,13 +429,16 @@ def validate(model: str | Path, config: ValidateConfig | None = None,
 
     result: dict[str, Any] = {"model": str(model), "reference": config.reference.settings()}
     if config.checks:
-        reference_energy = energy_function(ref_factory, workdir / f"energies-{reference_key}.json")
+        reference_energy = energy_function(None if config.cached_reference else ref_factory,
+                                           workdir / f"energies-{reference_key}.json")
         checks = {"model": physical_checks(energy_function(model_factory)),
                   "reference": physical_checks(reference_energy)}
         result["checks"] = {**checks, "comparison": compare_checks(checks)}
     if config.relax:
         structures = table1_structures(config.seed, config.max_atoms)
         finished = cached.setdefault("relaxed", [])
+        if config.cached_reference:
+            structures = structures[:len(finished)]
         for atoms in structures[len(finished):]:  # an interrupted run resumes here
             relaxed, e, n = relax(atoms, ref_factory, config.fmax, config.steps)
             finished.append({"positions": relaxed.positions.tolist(), "energy": e, "steps": n})
@@ -450,7 +465,7 @@ def markdown(result: dict[str, Any]) -> str:
         for name, ref in checks["reference"].items():
             value = checks["model"].get(name)
             row = checks["comparison"].get(name)
-            cells = [f"{v:.3f}" if v is not None else "no minimum" for v in (value, ref)]
+            cells = [f"{v:.3f}" if v is not None else "n/a" for v in (value, ref)]
             verdict = (f"{row['difference']:+.3f} | {'yes' if row['ok'] else 'no'} "
                        f"(±{row['tolerance']:g})" if row else "– | –")
             lines.append(f"| {name} | {cells[0]} | {cells[1]} | {verdict} |")
