@@ -223,3 +223,29 @@ def test_example_config_is_valid():
     config = LearnConfig.model_validate(yaml.safe_load(path.read_text()))
     assert config.label.calculator == "gpaw" and config.committee == 3
     assert config.initial_model == Path("data/models/pretrain-sevenn-v0/nep.txt")
+
+
+@pytest.mark.slow
+@NEEDS_TRAINING
+def test_secondary_labels_join_training_on_the_reference_zero(inputs, tmp_path):
+    initial, starts = inputs
+    labelled = ase.io.read(initial, ":")
+    primary, secondary = tmp_path / "primary.xyz", tmp_path / "secondary.xyz"
+    ase.io.write(primary, labelled[::2], format="extxyz")  # 15 cells, both families mixed
+    shifted = []
+    for atoms in labelled:  # another method: its own zero, -3 eV per C and +1 eV per Na
+        atoms = atoms.copy()
+        symbols = atoms.get_chemical_symbols()
+        atoms.info["REF_energy"] += -3.0 * symbols.count("C") + symbols.count("Na")
+        shifted.append(atoms)
+    ase.io.write(secondary, shifted, format="extxyz")
+    config = small_config(primary, starts, max_iterations=1, secondary_data=secondary,
+                          secondary_weight=0.2)
+    learn(config, tmp_path / "run")
+    run = tmp_path / "run" / "iter_000" / "model_0"
+    used = ase.io.read(run / "train.xyz", ":") + ase.io.read(run / "test.xyz", ":")
+    assert len(used) == 30
+    weights = sorted(float(a.info.get("weight", 1.0)) for a in used)
+    assert weights == [0.2] * 15 + [1.0] * 15
+    original = {round(a.info["REF_energy"], 6) for a in labelled}
+    assert all(round(a.get_potential_energy(), 6) in original for a in used)

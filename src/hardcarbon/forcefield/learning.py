@@ -68,7 +68,12 @@ from hardcarbon.errors import InputError
 from hardcarbon.forcefield.families import DatasetConfig, generate_dataset
 from hardcarbon.forcefield.labelling import LabelConfig, check_calculator, vacuum_thickness
 from hardcarbon.forcefield.selection import SelectConfig
-from hardcarbon.forcefield.training import TrainConfig, family_of, load_training_data
+from hardcarbon.forcefield.training import (
+    TrainConfig,
+    combine_references,
+    family_of,
+    load_training_data,
+)
 from hardcarbon.settings import Settings
 from hardcarbon.storage import write_json, write_structure
 
@@ -180,6 +185,11 @@ class LearnConfig(Settings):
         Labelled structures to start from (extended XYZ or a label folder); required.
     initial_model
         A nep.txt that iteration 0 fine-tunes (None: iteration 0 trains from scratch).
+    secondary_data, secondary_weight
+        Labels of a second, cheaper method (e.g. SevenNet + D3) added to every training set
+        by :func:`~hardcarbon.forcefield.training.combine_references`: moved onto the
+        reference's energy zero and given this GPUMD weight.  Errors and selection use the
+        reference labels only.
     committee
         Models per iteration (≥ 2); their disagreement picks the structures to label.
     max_iterations
@@ -196,6 +206,8 @@ class LearnConfig(Settings):
 
     initial_data: Path | None = Field(None, description="labelled extended XYZ to start from")
     initial_model: Path | None = Field(None, description="nep.txt fine-tuned in iteration 0")
+    secondary_data: Path | None = Field(None, description="labels of a cheaper method")
+    secondary_weight: float = Field(0.1, gt=0, le=1, description="their GPUMD weight")
     committee: int = Field(3, ge=2, le=16, description="models per iteration")
     max_iterations: int = Field(5, ge=1, description="largest number of iterations")
     tolerance: float = Field(0.05, ge=0, lt=1, description="relative improvement to go on")
@@ -465,6 +477,8 @@ def learn(config: LearnConfig, workdir: str | Path = "learning") -> dict[str, An
 
     workdir = Path(workdir)
     data = load_training_data(config.initial_data, "initial data")
+    secondary = (load_training_data(config.secondary_data, "secondary data")
+                 if config.secondary_data is not None else [])
     if config.initial_model is not None and not config.initial_model.is_file():
         raise InputError(f"initial model {config.initial_model} does not exist: give a "
                          "nep.txt to fine-tune, or leave initial_model unset")
@@ -492,7 +506,7 @@ def learn(config: LearnConfig, workdir: str | Path = "learning") -> dict[str, An
     model = config.initial_model
     for n in range(config.max_iterations):
         folder = workdir / f"iter_{n:03d}"
-        row = _iteration(n, config, data, starts, model, folder)
+        row = _iteration(n, config, data, secondary, starts, model, folder)
         rows.append(row)
         reason, message = _stop_reason(config, rows)
         if reason is None:
@@ -508,12 +522,14 @@ def learn(config: LearnConfig, workdir: str | Path = "learning") -> dict[str, An
     raise AssertionError("unreachable: the last iteration always stops")
 
 
-def _iteration(n: int, config: LearnConfig, data: list[Atoms], starts: list[Atoms],
-               previous: Path | None, folder: Path) -> dict[str, Any]:
+def _iteration(n: int, config: LearnConfig, data: list[Atoms], secondary: list[Atoms],
+               starts: list[Atoms], previous: Path | None, folder: Path) -> dict[str, Any]:
     """Stages train to select of iteration ``n``; its row of ``learning.json``."""
     state = _read_state(folder)
     models = [folder / f"model_{k}" / "nep.txt" for k in range(config.committee)]
-    stages = [("train", _train, (config, data, previous, folder)),
+    training = (combine_references(data, secondary, config.secondary_weight)[0] if secondary
+                else data)
+    stages = [("train", _train, (config, training, previous, folder)),
               ("errors", _errors, (models[0], folder)),
               ("explore", _explore, (models[0], starts, config.explore, n, folder)),
               ("select", _select, (models, data, config.select, folder))]
@@ -563,7 +579,12 @@ def _errors(model: Path, folder: Path) -> dict[str, Any]:
     if not test.is_file():  # every family too small to hold one out
         write_json(folder / "errors.json", {"model": str(model), "overall": None})
         return {"energy_rmse_meV_atom": None, "force_rmse_meV_A": None}
-    errors = summary(evaluate_model(model, test))
+    reference = [a for a in load_training_data(test, "test")
+                 if float(a.info.get("weight", 1.0)) >= 1.0]  # not the secondary labels
+    if not reference:
+        write_json(folder / "errors.json", {"model": str(model), "overall": None})
+        return {"energy_rmse_meV_atom": None, "force_rmse_meV_A": None}
+    errors = summary(evaluate_model(model, reference))
     write_json(folder / "errors.json", errors)
     return {"energy_rmse_meV_atom": round(errors["overall"]["energy_rmse_meV_atom"], 3),
             "force_rmse_meV_A": round(errors["overall"]["force_rmse_meV_A"], 3)}
@@ -734,6 +755,7 @@ def _fingerprint(config: LearnConfig) -> dict[str, Any]:
     settings = config.model_dump(mode="json", exclude=RESUMABLE_CHANGES)
     settings["initial_data"] = _content_hash(config.initial_data)
     settings["initial_model"] = _content_hash(config.initial_model)
+    settings["secondary_data"] = _content_hash(config.secondary_data)
     settings["explore"]["starts"] = _content_hash(config.explore.starts)
     return settings
 
