@@ -54,6 +54,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from pydantic import ConfigDict, Field, field_validator
 
 from hardcarbon.errors import InputError
+from hardcarbon.executors import ExecutorConfig, dask_client
 from hardcarbon.settings import Settings
 from hardcarbon.storage import atomic_write, read_structure, write_structure
 
@@ -144,6 +145,9 @@ class LabelConfig(Settings):
                     "4.07 Å), so Na-Na pairs get plain PBE")
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1,
                          description="parallel worker processes")
+    executor: ExecutorConfig = Field(
+        default_factory=ExecutorConfig,
+        description="where the structures run: local processes (workers) or a Dask cluster")
     method: str | None = Field(
         None, description="method stored in info['REF_method']; derived from the settings "
                           "when not given")
@@ -548,7 +552,8 @@ def label_structures(structures: Sequence[Atoms], config: LabelConfig | None = N
 
     Each structure runs as :func:`label_one` in a worker: by default a
     :class:`~concurrent.futures.ProcessPoolExecutor` (``spawn``) with ``config.workers``
-    processes, each pinned to one BLAS/OpenMP thread.  Any object with
+    processes, each pinned to one BLAS/OpenMP thread; with ``config.executor`` on a Dask
+    scheduler or a batch system (:mod:`hardcarbon.executors`) there.  Any object with
     ``submit(fn, *args)`` returning a future with ``result()`` can be given as ``executor``,
     e.g. a ``dask.distributed.Client`` (workers with one thread each, ``folder`` on a shared
     file system); it is not shut down here.
@@ -578,7 +583,10 @@ def label_structures(structures: Sequence[Atoms], config: LabelConfig | None = N
              len(structures), folder, len(structures) - len(todo))
 
     jobs = list(todo.values())
-    if jobs and executor is None:
+    if jobs and executor is None and config.executor.kind != "local":
+        with dask_client(config.executor) as client:
+            _run_external(jobs, config, folder, client)
+    elif jobs and executor is None:
         _run_own_pool(jobs, config, folder)
     elif jobs:
         _run_external(jobs, config, folder, executor)

@@ -83,7 +83,7 @@ log = logging.getLogger(__name__)
 STAGES: tuple[str, ...] = ("train", "errors", "explore", "select", "label")
 #: Settings of :class:`LearnConfig` that may change between a run and its resumption.
 RESUMABLE_CHANGES: dict[str, Any] = {"max_iterations": True, "tolerance": True,
-                                     "label": {"workers"}, "train": {"threads"}}
+                                     "label": {"workers", "executor"}, "train": {"threads"}}
 #: Loop defaults of the nested settings (the classes' own defaults suit a one-off run).
 SELECT_DEFAULTS: dict[str, Any] = {"count": 20, "max_atoms": 60}
 DATASET_DEFAULTS: dict[str, Any] = {

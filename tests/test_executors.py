@@ -1,0 +1,65 @@
+"""Labelling on a Dask cluster, and the batch-job scripts of dask-jobqueue."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from ase.build import bulk
+
+from hardcarbon import InputError
+from hardcarbon.executors import ExecutorConfig, dask_client, jobqueue_cluster
+from hardcarbon.forcefield.labelling import LabelConfig, label_structures
+
+NEEDS_DASK = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("distributed", "dask_jobqueue")),
+    reason="the cluster extra (Dask) is not installed")
+
+
+@NEEDS_DASK
+def test_labels_computed_on_a_dask_cluster_match_the_local_ones(tmp_path):
+    from distributed import LocalCluster
+
+    cells = []
+    for a in (3.50, 3.57, 3.64):  # diamond at three lattice constants: EMT knows carbon
+        cell = bulk("C", "diamond", a=a, cubic=True)
+        cell.rattle(0.02, seed=int(100 * a))
+        cells.append(cell)
+    local = label_structures(cells, LabelConfig(calculator="emt", workers=1), tmp_path / "l")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        config = LabelConfig(calculator="emt", executor={"kind": "dask",
+                                                         "address": cluster.scheduler_address})
+        remote = label_structures(cells, config, tmp_path / "d")
+    assert len(remote) == 3
+    for a, b in zip(local, remote, strict=True):
+        assert a.info["REF_energy"] == pytest.approx(b.info["REF_energy"], abs=1e-10)
+
+
+@NEEDS_DASK
+def test_jobqueue_settings_reach_the_batch_script():
+    config = ExecutorConfig(kind="slurm", jobs=2, jobqueue={
+        "cores": 8, "memory": "16GB", "queue": "compute", "walltime": "02:00:00",
+        "job_script_prologue": ["module load gpaw"], "scheduler_options": {
+            "dashboard_address": None}})
+    cluster = jobqueue_cluster(config)
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "#SBATCH -p compute" in script and "#SBATCH -t 02:00:00" in script
+    assert "module load gpaw" in script
+    assert "--nworkers 8" in script and "--nthreads 1" in script  # one process per core
+
+
+@NEEDS_DASK
+def test_bad_executor_settings_are_one_line():
+    with pytest.raises(InputError, match=r"cores and jobqueue\.memory"):
+        jobqueue_cluster(ExecutorConfig(kind="pbs"))
+    with pytest.raises(InputError, match="not a batch system"):
+        jobqueue_cluster(ExecutorConfig(kind="dask"))
+    with pytest.raises(InputError, match="needs address"):
+        with dask_client(ExecutorConfig(kind="dask")):
+            pass
+    with pytest.raises(InputError):
+        LabelConfig(executor={"kind": "kubernetes"})
