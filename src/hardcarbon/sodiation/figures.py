@@ -130,7 +130,7 @@ def voltage_figure(workdir: str | Path) -> Figure:
     for site, (xs, ys) in points.items():
         if xs:
             ax.scatter(xs, ys, s=6, alpha=0.6, color=SITE_COLOURS.get(site, "grey"),
-                       label=f"{site} ({len(xs)})", linewidths=0)
+                       label=f"{site} when inserted ({len(xs)})", linewidths=0)
 
     step_x = np.column_stack([capacity[:-1], capacity[1:]]).ravel()
     step_v = np.repeat(profile.voltage, 2)
