@@ -414,10 +414,10 @@ def validate(model: str | Path, config: ValidateConfig | None = None,
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     model_factory = nep_factory(model)
-    reference_key = hashlib.sha256(json.dumps(
-        config.reference.model_dump(mode="json")).encode()).hexdigest()[:16]
+    reference_key = hashlib.sha256(json.dumps(  # what changes the energies, not workers
+        config.reference.settings(), sort_keys=True).encode()).hexdigest()[:16]
     key = hashlib.sha256(json.dumps(
-        [config.reference.model_dump(mode="json"), config.fmax, config.steps, config.seed,
+        [config.reference.settings(), config.fmax, config.steps, config.seed,
          config.max_atoms]).encode()).hexdigest()[:16]
     cache_path = workdir / "reference.json"
     try:
