@@ -241,7 +241,7 @@ def physical_checks(energy_of: EnergyFunction) -> dict[str, float | None]:
         out.update(graphite_d002_A=graphite[0], graphite_eV_per_C=e_c)
     for defect in ("pristine", "monovacancy", "divacancy"):
         sheet, site = graphene_sheet(defect)
-        heights = np.linspace(1.2, 3.2, 6) if defect != "pristine" else np.linspace(1.8, 3.3, 6)
+        heights = np.linspace(1.2, 3.2, 6) if defect != "pristine" else np.linspace(1.8, 4.2, 9)
         keys = (f"Na_{defect}_height_A", f"Na_{defect}_vs_bcc_eV")
         found = scan(keys, lambda z, s=sheet, p=site: _with_na(s, p, z), heights)
         if found:
