@@ -158,8 +158,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     batch_size: Annotated[int, typer.Option(help="Na per sodiation iteration")] = 25,
 ) -> None:
-    """The main job on built-in defaults: build a small hard-carbon model, characterise it,
-    sodiate it with the bundled Na–C model and draw the voltage curve."""
+    """The main job on defaults: build, characterise and sodiate a small hard-carbon model."""
     from hardcarbon.analysis import write_analysis
     from hardcarbon.sodiation.figures import write_figures
     from hardcarbon.sodiation.run import SodiationConfig
