@@ -1,7 +1,9 @@
-"""Atomic file writes: a run killed at any moment leaves either the old file or the new one."""
+"""Atomic file writes (a run killed at any moment leaves either the old file or the new one),
+structure reading with one-line errors, and the key that names cached results of a structure."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -10,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import ase.io
+import numpy as np
 from ase import Atoms
 
 from hardcarbon.errors import InputError
@@ -75,3 +78,16 @@ def read_structure(path: str | Path, index: int | str = -1) -> Atoms:
     if len(atoms) == 0:
         raise InputError(f"structure file {path} holds no atoms")
     return atoms
+
+
+def structure_key(atoms: Atoms) -> str:
+    """Key of a structure's geometry: numbers, positions and cell to 1e-5 Å (24 hex digits).
+
+    Names cached results of a structure (validation energies) and matches the same geometry
+    across label sets; two copies read from extended XYZ get the same key.
+    """
+    digest = hashlib.sha256(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
+    digest.update(np.round(atoms.positions, 5).tobytes())
+    digest.update(np.round(np.asarray(atoms.cell[:]), 5).tobytes())
+    return digest.hexdigest()[:24]
+

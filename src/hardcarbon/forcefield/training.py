@@ -44,7 +44,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from hardcarbon.errors import InputError
 from hardcarbon.settings import Settings
-from hardcarbon.storage import atomic_write, write_json
+from hardcarbon.storage import atomic_write, structure_key, write_json
 
 log = logging.getLogger(__name__)
 
@@ -381,14 +381,6 @@ def load_training_data(data: Sequence[Atoms] | str | Path, kind: str = "training
     return out
 
 
-def _geometry_key(atoms: Atoms) -> str:
-    """Hash of the numbers, positions (to 1e-4 Å) and cell of a structure."""
-    h = hashlib.sha256(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
-    h.update(np.round(np.asarray(atoms.positions, dtype=float), 4).tobytes())
-    h.update(np.round(np.asarray(atoms.cell[:], dtype=float), 4).tobytes())
-    return h.hexdigest()
-
-
 def combine_references(primary: Sequence[Atoms], secondary: Sequence[Atoms],
                        weight: float = 0.1) -> tuple[list[Atoms], dict[str, float]]:
     """One training set from two reference methods: ``primary`` (e.g. GPAW) as it is, plus
@@ -420,12 +412,12 @@ def combine_references(primary: Sequence[Atoms], secondary: Sequence[Atoms],
     first = [_labelled(a, "primary data", f" (structure {i})") for i, a in enumerate(primary)]
     second = [_labelled(a, "secondary data", f" (structure {i})")
               for i, a in enumerate(secondary)]
-    by_key = {_geometry_key(a): a for a in first}
+    by_key = {structure_key(a): a for a in first}
     elements = sorted({s for a in [*first, *second] for s in a.get_chemical_symbols()},
                       key=lambda s: atomic_numbers[s])
     rows, diffs = [], []
     for atoms in second:
-        match = by_key.get(_geometry_key(atoms))
+        match = by_key.get(structure_key(atoms))
         if match is not None:
             symbols = atoms.get_chemical_symbols()
             rows.append([symbols.count(e) for e in elements])
@@ -445,7 +437,7 @@ def combine_references(primary: Sequence[Atoms], secondary: Sequence[Atoms],
         atoms.info["weight"] = 1.0
         out.append(atoms)
     for atoms in second:
-        if _geometry_key(atoms) in by_key:
+        if structure_key(atoms) in by_key:
             continue
         energy, forces, stress = reference_labels(atoms)
         symbols = atoms.get_chemical_symbols()

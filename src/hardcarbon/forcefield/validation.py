@@ -35,7 +35,7 @@ from pydantic import Field
 from hardcarbon.errors import InputError
 from hardcarbon.forcefield.labelling import LabelConfig
 from hardcarbon.settings import Settings
-from hardcarbon.storage import atomic_write, write_json
+from hardcarbon.storage import atomic_write, structure_key, write_json
 
 CalculatorFactory = Callable[[Atoms], Any]
 
@@ -71,10 +71,15 @@ def energy(atoms: Atoms, factory: CalculatorFactory) -> float:
     work = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell,
                  pbc=atoms.pbc)
     work.calc = factory(work)
+    return _free_energy(work)
+
+
+def _free_energy(atoms: Atoms) -> float:
+    """The force-consistent energy (eV) of ``atoms``' calculator, or its energy if it has none."""
     try:
-        return float(work.get_potential_energy(force_consistent=True))
+        return float(atoms.get_potential_energy(force_consistent=True))
     except PropertyNotImplementedError:
-        return float(work.get_potential_energy())
+        return float(atoms.get_potential_energy())
 
 
 EnergyFunction = Callable[[Atoms], float]
@@ -98,7 +103,7 @@ def energy_function(factory: CalculatorFactory | None, cache: str | Path | None 
     def evaluate(atoms: Atoms) -> float:
         if path is None:
             return energy(atoms, factory)
-        key = _structure_hash(atoms)
+        key = structure_key(atoms)
         if key not in stored:
             if factory is None:
                 raise InputError(f"no cached reference energy for {atoms.get_chemical_formula()}"
@@ -108,13 +113,6 @@ def energy_function(factory: CalculatorFactory | None, cache: str | Path | None 
         return stored[key]
 
     return evaluate
-
-
-def _structure_hash(atoms: Atoms) -> str:
-    h = hashlib.sha256(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
-    h.update(np.round(atoms.positions, 5).tobytes())
-    h.update(np.round(np.asarray(atoms.cell[:]), 5).tobytes())
-    return h.hexdigest()[:24]
 
 
 def scan_minimum(make: Callable[[float], Atoms], xs: Sequence[float],
@@ -298,11 +296,7 @@ def relax(atoms: Atoms, factory: CalculatorFactory, fmax: float = 0.05,
     work.calc = factory(work)
     opt = BFGS(work, logfile=None)
     opt.run(fmax=fmax, steps=steps)
-    try:
-        e = float(work.get_potential_energy(force_consistent=True))
-    except PropertyNotImplementedError:
-        e = float(work.get_potential_energy())
-    return work, e, opt.nsteps
+    return work, _free_energy(work), opt.nsteps
 
 
 def relax_comparison(structures: Sequence[Atoms], model: CalculatorFactory,

@@ -47,7 +47,7 @@ from hardcarbon.sodiation.sites import (
     classify_sites,
     site_labels_array,
 )
-from hardcarbon.storage import atomic_write
+from hardcarbon.storage import atomic_write, read_structure
 
 #: Colour of each site class (the study's Figure 6).
 SITE_COLOURS: dict[str, str] = {
@@ -187,20 +187,6 @@ def _state_paths(workdir: Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def _read_state(path: Path) -> Atoms:
-    import ase.io
-
-    try:
-        atoms = ase.io.read(path, format="extxyz")
-    except Exception as exc:  # ASE raises many types for unreadable files
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"cannot read state {path} ({reason}): the run's files are damaged"
-                         ) from None
-    if not isinstance(atoms, Atoms):  # pragma: no cover - one frame per state file
-        raise InputError(f"state {path} does not hold one structure")
-    return atoms
-
-
 def _capacities(workdir: Path) -> dict[int, float]:
     """Capacity (mAh/g) of each iteration in ``sodiation.csv``; empty when there is none yet."""
     path = workdir / "sodiation.csv"
@@ -251,7 +237,7 @@ def _load_state(
     if iteration not in paths:
         raise InputError(f"{workdir} has no state {iteration}: it holds iterations "
                          f"{min(paths)} to {max(paths)}")
-    atoms = _read_state(paths[iteration])
+    atoms = read_structure(paths[iteration])
     capacity = _capacity_of(atoms, iteration, _capacities(workdir))
     return atoms, _site_labels(atoms, rules), f"iteration {iteration}", capacity
 
@@ -444,7 +430,7 @@ def snapshot_figure(workdir: str | Path, every: int = 2, slab: float | None = No
     FigureCanvasAgg(fig)
     axes = np.atleast_1d(fig.subplots(n_rows, n_cols, squeeze=False)).ravel()
     for ax, iteration in zip(axes, iterations, strict=False):
-        atoms = _read_state(paths[iteration])
+        atoms = read_structure(paths[iteration])
         labels = _site_labels(atoms, None)
         n_na = int(np.count_nonzero(atoms.numbers == 11))
         capacity = _capacity_of(atoms, iteration, table)
