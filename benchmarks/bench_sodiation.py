@@ -17,11 +17,9 @@ import time
 from pathlib import Path
 
 from hardcarbon.sodiation.figures import write_figures
+from hardcarbon.sodiation.run import TIMING_PARTS as PARTS
 from hardcarbon.sodiation.run import SodiationConfig, sodiate
 from hardcarbon.storage import read_structure
-
-PARTS = ("scoring_s", "insertion_s", "relaxation_s", "evaluation_s", "classification_s",
-         "contributions_s", "output_s")
 
 
 def main() -> None:

@@ -110,6 +110,10 @@ NA_COLUMNS: tuple[str, ...] = (
     "voltage_V",
 )
 
+#: Timed parts of an iteration, in the order they run (seconds, in ``summary["timings"]``).
+TIMING_PARTS: tuple[str, ...] = ("scoring_s", "insertion_s", "relaxation_s", "evaluation_s",
+                                 "classification_s", "contributions_s", "output_s")
+
 #: Settings that only move the end of a run; they may change when a run is resumed.
 _STOP_SETTINGS = ("target_na", "target_capacity", "max_iterations")
 
@@ -609,9 +613,8 @@ class _Run:
             zero_volt = cut.as_dict()
             state = next(r for r in rows if r["n_na"] == cut.n_na)
             zero_volt_sites = {name: state[f"n_{name}"] for name in SITE_CLASSES}
-        parts = ("scoring_s", "insertion_s", "relaxation_s", "evaluation_s", "classification_s",
-                 "contributions_s", "output_s", "total_s")
-        totals = {p: float(sum(t.get(p, 0.0) for t in data["iterations"])) for p in parts}
+        totals = {p: float(sum(t.get(p, 0.0) for t in data["iterations"]))
+                  for p in (*TIMING_PARTS, "total_s")}
         last = rows[-1]
         return {
             "workdir": str(self.workdir),
