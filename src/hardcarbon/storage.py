@@ -1,5 +1,6 @@
 """Atomic file writes (a run killed at any moment leaves either the old file or the new one),
-structure reading with one-line errors, and the key that names cached results of a structure."""
+structure reading with one-line errors, bare copies of structures, and the key that names
+cached results of a structure."""
 
 from __future__ import annotations
 
@@ -91,3 +92,16 @@ def structure_key(atoms: Atoms) -> str:
     digest.update(np.round(np.asarray(atoms.cell[:]), 5).tobytes())
     return digest.hexdigest()[:24]
 
+
+
+def bare_structure(atoms: Atoms, info: tuple[str, ...] = ()) -> Atoms:
+    """A copy with only numbers, positions, cell and pbc, plus the named ``info`` keys.
+
+    No calculator, results, labels or per-atom arrays travel with it: what a new calculation
+    or a cache key should see.
+    """
+    out = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    for key in info:
+        if key in atoms.info:
+            out.info[key] = atoms.info[key]
+    return out

@@ -34,7 +34,7 @@ from ase import Atoms
 from hardcarbon.errors import InputError
 from hardcarbon.forcefield.nep import nep_calculator, nep_elements
 from hardcarbon.forcefield.training import family_of, load_training_data, reference_labels
-from hardcarbon.storage import atomic_write
+from hardcarbon.storage import atomic_write, bare_structure
 
 #: eV/Å³ in GPa.
 EV_PER_A3_IN_GPA = 160.21766208
@@ -150,8 +150,7 @@ def evaluate_calculator(calc: Any, structures: Sequence[Atoms] | str | Path, *,
     labelled = _structures(structures)
     predictions = []
     for atoms in labelled:
-        work = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell,
-                     pbc=atoms.pbc)
+        work = bare_structure(atoms)
         work.calc = calc
         energy = float(work.get_potential_energy())
         forces = np.array(work.get_forces())
@@ -411,9 +410,8 @@ def descriptor_projection(model_path: str | Path, structures: Sequence[Atoms] | 
     if not structures:
         raise InputError("no structures for the descriptor map")
     load_nep(model_path, _elements(structures))
-    means = np.array([np.asarray(get_descriptors(
-        Atoms(numbers=a.numbers, positions=a.positions, cell=a.cell, pbc=a.pbc),
-        str(model_path))).mean(axis=0) for a in structures])
+    means = np.array([np.asarray(get_descriptors(bare_structure(a), str(model_path))).mean(axis=0)
+                      for a in structures])
     centred = means - means.mean(axis=0)
     scale = centred.std(axis=0)
     centred = centred / np.where(scale > 1e-12, scale, 1.0)

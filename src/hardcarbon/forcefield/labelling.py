@@ -56,7 +56,7 @@ from pydantic import ConfigDict, Field, field_validator
 from hardcarbon.errors import InputError
 from hardcarbon.executors import ExecutorConfig, dask_client
 from hardcarbon.settings import Settings
-from hardcarbon.storage import atomic_write, read_structure, write_structure
+from hardcarbon.storage import atomic_write, bare_structure, read_structure, write_structure
 
 log = logging.getLogger(__name__)
 
@@ -473,7 +473,7 @@ def _stress_expected(config: LabelConfig, atoms: Atoms) -> bool:
 
 def _plain_copy(atoms: Atoms) -> Atoms:
     """Numbers, positions, cell, pbc, magnetic moments and simple info (e.g. config_type)."""
-    out = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    out = bare_structure(atoms)
     magmoms = atoms.get_initial_magnetic_moments()
     if np.any(magmoms):
         out.set_initial_magnetic_moments(magmoms)
@@ -728,11 +728,7 @@ def write_training_file(structures: Sequence[Atoms], path: str | Path) -> Path:
         if "REF_energy" not in atoms.info or "REF_forces" not in atoms.arrays:
             raise InputError(f"structure {i} ({atoms.get_chemical_formula()}) has no "
                              "REF_energy/REF_forces: label it with label_structures first")
-        copy = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell,
-                     pbc=atoms.pbc)
-        for key in ("config_type", "weight"):
-            if key in atoms.info:
-                copy.info[key] = atoms.info[key]
+        copy = bare_structure(atoms, info=("config_type", "weight"))
         results: dict[str, Any] = {"energy": float(atoms.info["REF_energy"]),
                                    "forces": np.asarray(atoms.arrays["REF_forces"])}
         if "REF_stress" in atoms.info:

@@ -75,7 +75,7 @@ from hardcarbon.forcefield.training import (
     load_training_data,
 )
 from hardcarbon.settings import Settings
-from hardcarbon.storage import write_json, write_structure
+from hardcarbon.storage import bare_structure, write_json, write_structure
 
 log = logging.getLogger(__name__)
 
@@ -702,8 +702,7 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> Path:
 
 def _plain(atoms: Atoms) -> Atoms:
     """Numbers, positions, cell and pbc, with ``family``, ``config_type`` and vacuum axes."""
-    out = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell,
-                pbc=atoms.pbc)
+    out = bare_structure(atoms)
     out.info["family"] = family_of(atoms)
     for key in ("config_type", "vacuum_axes"):
         if isinstance(atoms.info.get(key), str):

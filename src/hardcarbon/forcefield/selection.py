@@ -23,11 +23,7 @@ from ase import Atoms
 
 from hardcarbon.errors import InputError
 from hardcarbon.settings import Settings
-
-
-def _plain(atoms: Atoms) -> Atoms:
-    return Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell,
-                 pbc=atoms.pbc)
+from hardcarbon.storage import bare_structure
 
 
 def mean_descriptors(structures: Sequence[Atoms], model: str | Path) -> np.ndarray:
@@ -47,7 +43,7 @@ def mean_descriptors(structures: Sequence[Atoms], model: str | Path) -> np.ndarr
         missing = sorted(set(atoms.get_chemical_symbols()) - set(elements))
         if missing:
             raise InputError(f"model {model} does not cover {', '.join(missing)}")
-        descriptors = np.asarray(get_descriptors(_plain(atoms), str(model)))
+        descriptors = np.asarray(get_descriptors(bare_structure(atoms), str(model)))
         symbols = np.array(atoms.get_chemical_symbols())
         parts = [descriptors[symbols == e].mean(axis=0) if np.any(symbols == e)
                  else np.zeros(descriptors.shape[1]) for e in elements]
@@ -106,7 +102,7 @@ def committee_disagreement(structures: Sequence[Atoms], models: Sequence[str | P
     for k, atoms in enumerate(structures):
         forces = []
         for calc in calcs:
-            work = _plain(atoms)
+            work = bare_structure(atoms)
             work.calc = calc
             forces.append(work.get_forces())
         out[k] = float(np.linalg.norm(np.std(forces, axis=0), axis=1).max())

@@ -44,7 +44,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from hardcarbon.errors import InputError
 from hardcarbon.settings import Settings
-from hardcarbon.storage import atomic_write, structure_key, write_json
+from hardcarbon.storage import atomic_write, bare_structure, structure_key, write_json
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +317,7 @@ def reference_labels(atoms: Atoms, where: str = "structure", detail: str = ""
 def _labelled(atoms: Atoms, where: str, detail: str = "") -> Atoms:
     """A plain copy with REF_* labels, family, config_type and weight (what training needs)."""
     energy, forces, stress = reference_labels(atoms, where, detail)
-    out = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    out = bare_structure(atoms)
     out.info["REF_energy"] = energy
     out.arrays["REF_forces"] = forces
     if stress is not None and atoms.pbc.all():
@@ -768,8 +768,7 @@ def _check_model(path: Path, elements: list[str], atoms: Atoms | None) -> None:
 
     calc = load_nep(path, elements)
     if atoms is not None:
-        probe = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell,
-                      pbc=atoms.pbc)
+        probe = bare_structure(atoms)
         probe.calc = calc
         if not np.isfinite(probe.get_potential_energy()):
             raise RuntimeError(f"the trained model {path} gives a non-finite energy")

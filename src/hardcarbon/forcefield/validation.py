@@ -35,7 +35,7 @@ from pydantic import Field
 from hardcarbon.errors import InputError
 from hardcarbon.forcefield.labelling import LabelConfig
 from hardcarbon.settings import Settings
-from hardcarbon.storage import atomic_write, structure_key, write_json
+from hardcarbon.storage import atomic_write, bare_structure, structure_key, write_json
 
 CalculatorFactory = Callable[[Atoms], Any]
 
@@ -68,8 +68,7 @@ def reference_factory(config: Any, log_dir: str | Path) -> CalculatorFactory:
 
 def energy(atoms: Atoms, factory: CalculatorFactory) -> float:
     """Energy (eV) of ``atoms``: the free energy where the calculator has one (as labelled)."""
-    work = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell,
-                 pbc=atoms.pbc)
+    work = bare_structure(atoms)
     work.calc = factory(work)
     return _free_energy(work)
 
@@ -291,8 +290,7 @@ def _rmsd(a: Atoms, b: Atoms) -> float:
 def relax(atoms: Atoms, factory: CalculatorFactory, fmax: float = 0.05,
           steps: int = 300) -> tuple[Atoms, float, int]:
     """Relax positions with BFGS; the relaxed copy, its energy (eV) and the steps taken."""
-    work = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell,
-                 pbc=atoms.pbc)
+    work = bare_structure(atoms)
     work.calc = factory(work)
     opt = BFGS(work, logfile=None)
     opt.run(fmax=fmax, steps=steps)

@@ -533,8 +533,10 @@ def environment_figure(
         members = na[labels[na] == site]
         if members.size:
             chosen[site] = int(rng.choice(members))
-    cutoff = max(radius, rules.r_shell, rules.r_na_na)
-    neighbours = _neighbours(atoms, np.array(list(chosen.values()), dtype=int), cutoff)
+    # the counts in the titles are the classifier's own descriptors, not a second count
+    counts = classify_sites(atoms, rules) if chosen else None
+    position = {int(k): n for n, k in enumerate(counts.na_indices)} if counts else {}
+    neighbours = _neighbours(atoms, np.array(list(chosen.values()), dtype=int), radius)
 
     fig = Figure(figsize=(4.0 * len(SITE_CLASSES), 5.0), layout="constrained")
     FigureCanvasAgg(fig)
@@ -551,11 +553,9 @@ def environment_figure(
         index, dist, vec = neighbours[centre]
         is_c = atoms.numbers[index] == 6
         is_na = atoms.numbers[index] == 11
-        n_contact = int(np.count_nonzero(is_c & (dist < rules.r_contact)))
-        n_shell = int(np.count_nonzero(is_c & (dist < rules.r_shell)))
-        n_na_na = int(np.count_nonzero(is_na & (dist < rules.r_na_na)))
-        shown = dist < radius
-        index, dist, vec, is_c, is_na = (a[shown] for a in (index, dist, vec, is_c, is_na))
+        n_contact = int(counts.n_c_contact[position[centre]])
+        n_shell = int(counts.n_c_shell[position[centre]])
+        n_na_na = int(counts.n_na_neighbours[position[centre]])
         local = Atoms(numbers=np.concatenate([[11], atoms.numbers[index]]),
                       positions=np.vstack([np.zeros((1, 3)), vec]))
         colours = [SITE_COLOURS[site]]
