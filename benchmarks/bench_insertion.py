@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from hardcarbon.forcefield.nep import bundled_model
 from hardcarbon.sodiation.insertion import LocalNEP, propose_candidates
-from hardcarbon.sodiation.run import bundled_model
 from hardcarbon.structures.random_carbon import atoms_for_density, random_carbon
 
 

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from hardcarbon.errors import InputError
 
 _NEP_VERSIONS = ("nep3", "nep4", "nep5")
+
+#: File name of the Na–C model shipped in ``hardcarbon/data``.
+BUNDLED_MODEL_NAME = "nep_na_c.txt"
+
+
+def bundled_model() -> Path | None:
+    """Path of the Na–C nep.txt shipped with hardcarbon, or None while none is bundled."""
+    path = resources.files("hardcarbon").joinpath("data", BUNDLED_MODEL_NAME)
+    return Path(str(path)) if path.is_file() else None
 
 
 def nep_elements(path: str | Path) -> list[str]:

@@ -57,7 +57,6 @@ import logging
 import math
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -74,16 +73,13 @@ from hardcarbon.electrochem import (
     voltage_profile,
 )
 from hardcarbon.errors import InputError
-from hardcarbon.forcefield.nep import nep_calculator
+from hardcarbon.forcefield.nep import bundled_model, nep_calculator
 from hardcarbon.settings import Settings
 from hardcarbon.sodiation.insertion import HostFull, LocalNEP, propose_candidates, select_batch
 from hardcarbon.sodiation.sites import SITE_CLASSES, SiteRules, classify_sites, site_labels_array
 from hardcarbon.storage import atomic_write, write_json, write_structure
 
 log = logging.getLogger(__name__)
-
-#: File name of the Na–C model shipped in ``hardcarbon/data``.
-BUNDLED_MODEL_NAME = "nep_na_c.txt"
 
 #: Columns of ``sodiation.csv``.
 TABLE_COLUMNS: tuple[str, ...] = (
@@ -119,11 +115,6 @@ _STOP_SETTINGS = ("target_na", "target_capacity", "max_iterations")
 
 _CHECKPOINT_VERSION = 1
 
-
-def bundled_model() -> Path | None:
-    """Path of the Na–C nep.txt shipped with hardcarbon, or None while none is bundled."""
-    path = resources.files("hardcarbon").joinpath("data", BUNDLED_MODEL_NAME)
-    return Path(str(path)) if path.is_file() else None
 
 
 class SodiationConfig(Settings):

@@ -1,0 +1,156 @@
+"""MD stability of a Na–C model: NVT runs at several temperatures on a sodiated structure.
+
+A machine-learned potential can hold a structure at 0 K and still fail in MD, where atoms
+reach regions the training never saw: two atoms fall into each other, or the energy runs
+away.  :func:`md_stability` runs Nosé–Hoover-chain NVT (ASE) with the model at each
+temperature and reports, per temperature, the shortest interatomic distance seen, whether it
+stayed above ``min_distance``, the drift of the thermostat's conserved energy (a measure of
+integration error; a stable run drifts by well under 1 meV/atom/ps), and the cost per MD step.
+
+Each finished temperature is written to ``stability.json`` in the workdir at once (atomically),
+with its last frame; a rerun skips finished temperatures.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms, units
+from ase.md.nose_hoover_chain import NoseHooverChainNVT
+from ase.md.velocitydistribution import Stationary, thermalize_momenta
+from pydantic import Field
+
+from hardcarbon.errors import InputError
+from hardcarbon.forcefield.nep import bundled_model, nep_calculator
+from hardcarbon.settings import Settings
+from hardcarbon.storage import bare_structure, write_json, write_structure
+
+
+class StabilityConfig(Settings):
+    """Settings of :func:`md_stability` (K, ps, fs, Å)."""
+
+    model: Path | None = Field(None, description="nep.txt; None: the bundled Na–C model")
+    temperatures: list[float] = Field([300.0, 1000.0], min_length=1,
+                                      description="NVT temperatures (K)")
+    time_ps: float = Field(5.0, gt=0, description="length of each run (ps)")
+    timestep_fs: float = Field(1.0, gt=0, le=5.0, description="MD time step (fs)")
+    tdamp_fs: float = Field(100.0, gt=0, description="thermostat time constant (fs)")
+    check_every: int = Field(10, ge=1, description="steps between distance and energy checks")
+    min_distance: float = Field(1.0, gt=0, description="a pair closer than this is a failure")
+    seed: int = Field(0, ge=0, description="seed of the initial velocities")
+
+
+def shortest_distance(atoms: Atoms, cutoff: float = 2.0) -> float:
+    """Shortest interatomic distance (Å, periodic images included); ``cutoff`` if none is
+    shorter than it."""
+    from matscipy.neighbours import neighbour_list
+
+    d = neighbour_list("d", atoms, cutoff)
+    return float(d.min()) if d.size else cutoff
+
+
+def run_nvt(atoms: Atoms, calc: Any, temperature: float, config: StabilityConfig) -> dict:
+    """One NVT run; the summary of :func:`md_stability` for this temperature."""
+    work = bare_structure(atoms)
+    work.calc = calc
+    rng = np.random.default_rng([config.seed, round(temperature)])
+    thermalize_momenta(work, temperature_K=temperature, rng=rng)
+    Stationary(work)
+    dyn = NoseHooverChainNVT(work, timestep=config.timestep_fs * units.fs,
+                             temperature_K=temperature, tdamp=config.tdamp_fs * units.fs)
+    n_steps = round(config.time_ps * 1000.0 / config.timestep_fs)
+    times, conserved, temps, shortest = [], [], [], []
+
+    def check() -> None:
+        times.append(dyn.get_time() / (1000.0 * units.fs))
+        # ASE's get_conserved_energy asks for the force-consistent (free) energy, which
+        # calorine's CPUNEP does not provide; for a NEP the two are the same energy
+        conserved.append(work.get_potential_energy() + work.get_kinetic_energy()
+                         + dyn._thermostat.get_thermostat_energy())
+        temps.append(work.get_temperature())
+        shortest.append(shortest_distance(work, max(2.0, config.min_distance)))
+
+    check()
+    start = time.perf_counter()
+    steps_done = 0
+    while steps_done < n_steps and shortest[-1] >= config.min_distance:
+        chunk = min(config.check_every, n_steps - steps_done)
+        dyn.run(chunk)
+        steps_done += chunk
+        check()
+    wall = time.perf_counter() - start
+    t, e = np.array(times), np.array(conserved) / len(work)
+    drift = float(np.polyfit(t, e, 1)[0] * 1000.0) if t.size > 2 else float("nan")
+    stable = bool(min(shortest) >= config.min_distance and np.all(np.isfinite(e)))
+    return {
+        "temperature_K": temperature,
+        "steps": steps_done,
+        "time_ps": steps_done * config.timestep_fs / 1000.0,
+        "stable": stable,
+        "shortest_distance_A": float(min(shortest)),
+        "mean_temperature_K": float(np.mean(temps[len(temps) // 5:])),
+        "conserved_energy_drift_meV_atom_ps": drift,
+        "seconds_per_step": wall / max(steps_done, 1),
+        "atom_steps_per_second": len(work) * steps_done / wall if wall > 0 else float("nan"),
+        "final": work,
+    }
+
+
+def md_stability(atoms: Atoms, config: StabilityConfig | None = None,
+                 workdir: str | Path | None = None) -> dict[str, Any]:
+    """NVT MD of ``atoms`` with a NEP model at each temperature; is it stable?
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+        Periodic structure (e.g. a sodiated hard-carbon state).
+    config : StabilityConfig, optional
+        Model, temperatures, run length and checks.
+    workdir : str or Path, optional
+        Where ``stability.json`` and ``final_<T>K.xyz`` go; finished temperatures are kept
+        and skipped on a rerun.
+
+    Returns
+    -------
+    dict
+        ``model``, ``n_atoms``, ``formula`` and ``runs``: one dict per temperature with
+        ``stable``, ``shortest_distance_A``, ``conserved_energy_drift_meV_atom_ps``,
+        ``mean_temperature_K``, ``seconds_per_step`` and ``atom_steps_per_second``.
+    """
+    config = config or StabilityConfig()
+    if not atoms.pbc.all():
+        raise InputError("MD stability needs a periodic structure (pbc in all three directions)")
+    model = config.model if config.model is not None else bundled_model()
+    if model is None:
+        raise InputError("no Na–C model is bundled: give one with model")
+    if not Path(model).is_file():
+        raise InputError(f"model file {model} does not exist: give a nep.txt")
+    calc = nep_calculator(model, set(atoms.get_chemical_symbols()))
+    summary: dict[str, Any] = {"model": str(model), "n_atoms": len(atoms),
+                               "formula": atoms.get_chemical_formula(),
+                               "settings": config.model_dump(mode="json"), "runs": []}
+    path = Path(workdir) / "stability.json" if workdir is not None else None
+    done: dict[float, dict] = {}
+    if path is not None and path.is_file():
+        import json
+
+        previous = json.loads(path.read_text())
+        if previous.get("formula") == summary["formula"] and previous.get("settings") == \
+                summary["settings"]:
+            done = {run["temperature_K"]: run for run in previous["runs"]}
+    for temperature in config.temperatures:
+        if temperature <= 0:
+            raise InputError(f"temperature {temperature} K is not positive")
+        if temperature in done:
+            summary["runs"].append(done[temperature])
+            continue
+        run = run_nvt(atoms, calc, temperature, config)
+        final = run.pop("final")
+        summary["runs"].append(run)
+        if path is not None:
+            write_structure(path.parent / f"final_{temperature:g}K.xyz", final)
+            write_json(path, summary)
+    return summary
