@@ -62,6 +62,29 @@ def test_scan_minimum_of_a_known_parabola():
                      np.linspace(3.3, 3.9, 7), lambda atoms: energy(atoms, lambda a: Spring()))
 
 
+def test_scan_minimum_of_a_steep_morse_well():
+    """A Morse well on a coarse grid with a steep wall (as Na over a vacancy): the refined
+    spline finds the true minimum, the coarse spline alone misses it by 0.46 eV."""
+    from ase.calculators.calculator import Calculator
+
+    class Morse(Calculator):
+        implemented_properties = ("energy",)
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+            super().calculate(atoms, properties, system_changes)
+            r = self.atoms.cell[0, 0]
+            self.results = {"energy": 1.0 * ((1 - np.exp(-2.5 * (r - 2.1))) ** 2 - 1.0)}
+
+    xs = np.linspace(1.2, 3.2, 6)
+    def scan(refine):
+        return scan_minimum(lambda a: bulk("Na", "bcc", a=a, cubic=True), xs,
+                            lambda atoms: energy(atoms, lambda a: Morse()), refine=refine)
+
+    x0, e0 = scan(2)
+    assert x0 == pytest.approx(2.1, abs=0.005) and e0 == pytest.approx(-1.0, abs=0.005)
+    assert scan(0)[1] < -1.4
+
+
 def test_physical_checks_of_the_pretrained_model_are_physical():
     checks = physical_checks(energy_function(nep_factory(PRETRAINED)))
     assert 4.0 < checks["bcc_Na_a0_A"] < 4.4

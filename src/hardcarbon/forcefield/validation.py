@@ -115,22 +115,43 @@ def energy_function(factory: CalculatorFactory | None, cache: str | Path | None 
 
 
 def scan_minimum(make: Callable[[float], Atoms], xs: Sequence[float],
-                 energy_of: EnergyFunction) -> tuple[float, float]:
+                 energy_of: EnergyFunction, refine: int = 2) -> tuple[float, float]:
     """Position and energy of the minimum of ``energy_of(make(x))`` over the grid ``xs``.
 
-    A parabola through the lowest point and its neighbours (up to two each side) refines it;
-    a minimum on the edge of the grid raises :class:`InputError` (widen the scan).
+    A cubic spline through every point (scipy, not-a-knot) is minimised between the
+    neighbours of the lowest point; then, ``refine`` times, two points a quarter of the local
+    grid step either side of that minimum are added and the spline is minimised again.
+    Without refinement these coarse grids are not good enough: next to a steep repulsive wall
+    (Na 1.2 Å above a vacancy) a parabola through five points put the GPAW minimum 0.23 eV
+    too low, and a spline alone overshoots a steep Morse well by 0.5 eV (tests).  A minimum
+    on the edge of the grid raises :class:`InputError` (widen the scan).
     """
-    xs = np.asarray(xs, dtype=float)
-    es = np.array([energy_of(make(x)) for x in xs])
-    k = int(np.argmin(es))
-    if k in (0, len(xs) - 1):
-        raise InputError(f"the scan minimum lies on the edge of {xs[0]:g}–{xs[-1]:g}: "
+    from scipy.interpolate import CubicSpline
+    from scipy.optimize import minimize_scalar
+
+    points = {float(x): energy_of(make(float(x))) for x in xs}
+    grid = np.array(sorted(points))
+    if int(np.argmin([points[x] for x in grid])) in (0, len(grid) - 1):
+        raise InputError(f"the scan minimum lies on the edge of {grid[0]:g}–{grid[-1]:g}: "
                          "the model or reference has no minimum there")
-    lo, hi = max(k - 2, 0), min(k + 3, len(xs))
-    p = np.polyfit(xs[lo:hi], es[lo:hi], 2)
-    x0 = float(-p[1] / (2 * p[0])) if p[0] > 0 else float(xs[k])
-    return x0, float(np.polyval(p, x0)) if p[0] > 0 else float(es[k])
+    def spline_minimum() -> tuple[float, float, float]:
+        """Minimum position and energy of the spline, and the local grid step there."""
+        x = np.array(sorted(points))
+        e = np.array([points[v] for v in x])
+        k = int(np.argmin(e))
+        spline = CubicSpline(x, e)
+        best = minimize_scalar(spline, bounds=(x[k - 1], x[k + 1]), method="bounded",
+                               options={"xatol": 1e-5})
+        return float(best.x), float(spline(best.x)), min(x[k + 1] - x[k], x[k] - x[k - 1])
+
+    for _ in range(refine):
+        x0, _, step = spline_minimum()
+        for new in (x0 - step / 4, x0 + step / 4):
+            new = round(float(np.clip(new, grid[0], grid[-1])), 4)  # round: a stable cache key
+            if new not in points:
+                points[new] = energy_of(make(new))
+    x0, e0, _ = spline_minimum()
+    return x0, e0
 
 
 # --------------------------------------------------------------------------------------------
