@@ -93,6 +93,34 @@ def test_physical_checks_of_the_pretrained_model_are_physical():
     assert checks["Na_monovacancy_height_A"] < checks["Na_pristine_height_A"]
 
 
+def test_each_scan_keeps_one_kpoint_mesh_and_caches_it_apart(tmp_path):
+    from hardcarbon.forcefield.labelling import kpoint_mesh
+
+    nep = energy_function(nep_factory(PRETRAINED))
+    seen = []
+
+    def recording(atoms):
+        seen.append((atoms.get_chemical_formula(), atoms.cell.lengths()[2],
+                     atoms.info.get("kpts")))
+        return nep(atoms)
+
+    cache = tmp_path / "energies.json"
+    physical_checks(recording, lambda a: kpoint_mesh(a, 0.25))
+    bcc = [(c, k) for f, c, k in seen if f == "Na2"]
+    assert len(bcc) >= 7
+    # 3.9 Å has 7³ k-points at 0.25 Å⁻¹; 4.2 Å and above would have 6³ but keep 7³
+    assert all(k is None for c, k in bcc if c < 4.15)
+    assert all(k == (7, 7, 7) for c, k in bcc if c > 4.15)
+    assert all(k is None for f, c, k in seen if f in ("C32", "C31", "C30"))
+    # a fixed mesh is part of the cache key: the same cell on its own mesh is another entry
+    atoms = bulk("Na", "bcc", a=4.4, cubic=True)
+    store = energy_function(nep_factory(PRETRAINED), cache)
+    store(atoms)
+    atoms.info["kpts"] = (7, 7, 7)
+    store(atoms)
+    assert len(json.loads(cache.read_text())) == 2
+
+
 def test_validate_against_itself_agrees_exactly_and_caches_the_reference(tmp_path):
     # the reference is the same model, through the module:factory route of LabelConfig
     reference = LabelConfig(calculator="calorine.calculators:CPUNEP",

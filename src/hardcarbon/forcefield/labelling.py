@@ -412,7 +412,9 @@ def _make_calculator(config: LabelConfig, atoms: Atoms, log_path: Path) -> tuple
         from gpaw import GPAW
 
         o = config.gpaw
-        mesh = kpoint_mesh(atoms, o.kpoint_spacing, o.vacuum_gap)
+        # a scan of one quantity keeps one mesh for all its cells (validation sets "kpts")
+        mesh = (tuple(int(k) for k in atoms.info["kpts"]) if "kpts" in atoms.info
+                else kpoint_mesh(atoms, o.kpoint_spacing, o.vacuum_gap))
         log_path.parent.mkdir(parents=True, exist_ok=True)
         kwargs: dict[str, Any] = dict(
             xc=o.xc, kpts={"size": mesh, "gamma": True}, spinpol=o.spinpol, maxiter=o.maxiter,
