@@ -472,6 +472,17 @@ def test_fine_tuning_needs_a_model_file(labelled, tmp_path):
                   tmp_path / "w")
 
 
+def test_fine_tuning_keeps_or_refuses_a_zbl_core(random_nep):
+    from hardcarbon.forcefield.training import _with_initial_model
+
+    pretrained = Path(__file__).parents[1] / "data" / "models" / "pretrain-sevenn-v0" / "nep.txt"
+    with pytest.raises(InputError, match="has no ZBL core"):
+        _with_initial_model(TrainConfig(**dict(TINY, initial_model=pretrained, zbl=2.0)))
+    assert _with_initial_model(TrainConfig(**dict(TINY, initial_model=pretrained))).zbl is None
+    # a model with a ZBL core passes it on (tests/nep_models.py writes "zbl 1.0 1.8")
+    assert _with_initial_model(TrainConfig(**dict(TINY, initial_model=random_nep))).zbl == 1.8
+
+
 def test_combining_two_references_recovers_the_per_element_shift():
     from hardcarbon.forcefield.training import combine_references
 

@@ -703,8 +703,14 @@ def _with_initial_model(config: TrainConfig) -> TrainConfig:
                          f"{path} ({elements}): leave elements unset to use the model's")
     if resolve_engine(config) != "neppo":
         raise InputError("fine-tuning an initial model needs engine neppo")
+    lines = path.read_text().splitlines()
+    has_zbl = lines[0].split()[0].endswith("_zbl")
+    if config.zbl is not None and not has_zbl:
+        # neppo keeps the initial model's form: a ZBL core asked for here would be dropped
+        raise InputError(f"the initial model {path} has no ZBL core and fine-tuning cannot "
+                         "add one: leave zbl unset, or train from scratch with zbl")
     header = {}
-    for line in path.read_text().splitlines()[1:7]:
+    for line in lines[1:7]:
         key, *values = line.split()
         header[key] = values
     try:
@@ -716,6 +722,8 @@ def _with_initial_model(config: TrainConfig) -> TrainConfig:
                   "l_max": l_max[0], "four_body": len(l_max) > 1 and l_max[1] > 0,
                   "five_body": len(l_max) > 2 and l_max[2] > 0,
                   "neuron": int(header["ANN"][0])}
+        if has_zbl:  # GPUMD writes "zbl <inner> <outer>"; the nep.in keyword is the outer
+            update["zbl"] = float(header["zbl"][1])
     except (KeyError, IndexError, ValueError):
         raise InputError(f"cannot read the architecture of the initial model {path}: "
                          "give a nep4 nep.txt written by GPUMD or neppo") from None
