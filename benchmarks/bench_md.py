@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hardcarbon.forcefield.stability import StabilityConfig, md_stability
+from hardcarbon.forcefield.stability import StabilityConfig, md_stability, stability_table
 from hardcarbon.storage import read_structure
 
 
@@ -29,15 +29,7 @@ def main() -> None:
     config = StabilityConfig(model=args.model, time_ps=args.time_ps,
                              temperatures=args.temperature or [300.0, 1000.0])
     summary = md_stability(read_structure(args.structure), config, args.workdir)
-    print(f"{summary['formula']}: {summary['n_atoms']} atoms; model {summary['model']}")
-    print(f"{'T (K)':>6} {'ps':>5} {'stable':>6} {'shortest (Å)':>12} {'<T> (K)':>8} "
-          f"{'drift (meV/atom/ps)':>19} {'s/step':>7} {'atom-steps/s':>12}")
-    for run in summary["runs"]:
-        print(f"{run['temperature_K']:>6g} {run['time_ps']:>5.2f} {run['stable']!s:>6} "
-              f"{run['shortest_distance_A']:>12.3f} {run['mean_temperature_K']:>8.0f} "
-              f"{run['conserved_energy_drift_meV_atom_ps']:>19.3f} "
-              f"{run['seconds_per_step']:>7.3f} {run['atom_steps_per_second']:>12.3g}")
-
+    print(stability_table(summary))
 
 if __name__ == "__main__":
     main()

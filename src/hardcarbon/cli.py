@@ -440,20 +440,13 @@ def stability(
     config: ConfigOption = None,
 ) -> None:
     """NVT MD at each temperature: shortest distance, energy drift and cost per step."""
-    from hardcarbon.forcefield.stability import StabilityConfig, md_stability
+    from hardcarbon.forcefield.stability import StabilityConfig, md_stability, stability_table
     from hardcarbon.storage import read_structure
 
     settings = _settings(StabilityConfig, config, model=model, temperatures=temperature or None,
                          time_ps=time_ps)
     summary = md_stability(read_structure(structure), settings, workdir)
-    typer.echo(f"{summary['formula']} ({summary['n_atoms']} atoms), model {summary['model']}")
-    for run in summary["runs"]:
-        typer.echo(f"{run['temperature_K']:>6g} K  {run['time_ps']:.2f} ps  "
-                   f"{'stable' if run['stable'] else 'UNSTABLE'}  shortest "
-                   f"{run['shortest_distance_A']:.3f} Å  drift "
-                   f"{run['conserved_energy_drift_meV_atom_ps']:+.3f} meV/atom/ps  "
-                   f"{run['seconds_per_step'] * 1000:.0f} ms/step  "
-                   f"{run['atom_steps_per_second']:.3g} atom-steps/s")
+    typer.echo(stability_table(summary))
     typer.echo(f"wrote {workdir}/stability.json")
 
 

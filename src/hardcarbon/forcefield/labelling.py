@@ -412,7 +412,7 @@ def _make_calculator(config: LabelConfig, atoms: Atoms, log_path: Path) -> tuple
         from gpaw import GPAW
 
         o = config.gpaw
-        # a scan of one quantity keeps one mesh for all its cells (validation sets "kpts")
+        # a structure may carry its own mesh (validation's scans keep one mesh per scan)
         mesh = (tuple(int(k) for k in atoms.info["kpts"]) if "kpts" in atoms.info
                 else kpoint_mesh(atoms, o.kpoint_spacing, o.vacuum_gap))
         log_path.parent.mkdir(parents=True, exist_ok=True)

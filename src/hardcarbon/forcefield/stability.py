@@ -13,6 +13,7 @@ with its last frame; a rerun skips finished temperatures.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import numpy as np
 from ase import Atoms, units
 from ase.md.nose_hoover_chain import NoseHooverChainNVT
 from ase.md.velocitydistribution import Stationary, thermalize_momenta
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from hardcarbon.errors import InputError
 from hardcarbon.forcefield.nep import bundled_model, nep_calculator
@@ -41,6 +42,14 @@ class StabilityConfig(Settings):
     check_every: int = Field(10, ge=1, description="steps between distance and energy checks")
     min_distance: float = Field(1.0, gt=0, description="a pair closer than this is a failure")
     seed: int = Field(0, ge=0, description="seed of the initial velocities")
+
+    @field_validator("temperatures")
+    @classmethod
+    def _positive(cls, values: list[float]) -> list[float]:
+        for temperature in values:
+            if not temperature > 0:
+                raise ValueError(f"temperature {temperature:g} K is not positive")
+        return values
 
 
 def shortest_distance(atoms: Atoms, cutoff: float = 2.0) -> float:
@@ -135,15 +144,10 @@ def md_stability(atoms: Atoms, config: StabilityConfig | None = None,
     path = Path(workdir) / "stability.json" if workdir is not None else None
     done: dict[float, dict] = {}
     if path is not None and path.is_file():
-        import json
-
         previous = json.loads(path.read_text())
-        if previous.get("formula") == summary["formula"] and previous.get("settings") == \
-                summary["settings"]:
-            done = {run["temperature_K"]: run for run in previous["runs"]}
+        same = all(previous.get(k) == summary[k] for k in ("formula", "settings"))
+        done = {run["temperature_K"]: run for run in previous["runs"]} if same else {}
     for temperature in config.temperatures:
-        if temperature <= 0:
-            raise InputError(f"temperature {temperature} K is not positive")
         if temperature in done:
             summary["runs"].append(done[temperature])
             continue
@@ -154,3 +158,17 @@ def md_stability(atoms: Atoms, config: StabilityConfig | None = None,
             write_structure(path.parent / f"final_{temperature:g}K.xyz", final)
             write_json(path, summary)
     return summary
+
+
+def stability_table(summary: dict[str, Any]) -> str:
+    """The runs of :func:`md_stability` as a plain-text table (one line per temperature)."""
+    lines = [f"{summary['formula']}: {summary['n_atoms']} atoms; model {summary['model']}",
+             f"{'T':>8} {'ps':>5} {'outcome':>8} {'shortest (Å)':>12} {'<T> (K)':>8} "
+             f"{'drift (meV/atom/ps)':>19} {'s/step':>7} {'atom-steps/s':>12}"]
+    for run in summary["runs"]:
+        outcome = "stable" if run["stable"] else "UNSTABLE"
+        lines.append(f"{run['temperature_K']:>6g} K {run['time_ps']:>5.2f} {outcome:>8} "
+                     f"{run['shortest_distance_A']:>12.3f} {run['mean_temperature_K']:>8.0f} "
+                     f"{run['conserved_energy_drift_meV_atom_ps']:>19.3f} "
+                     f"{run['seconds_per_step']:>7.3f} {run['atom_steps_per_second']:>12.3g}")
+    return "\n".join(lines)

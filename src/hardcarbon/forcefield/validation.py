@@ -136,6 +136,7 @@ def scan_minimum(make: Callable[[float], Atoms], xs: Sequence[float],
     if int(np.argmin([points[x] for x in grid])) in (0, len(grid) - 1):
         raise InputError(f"the scan minimum lies on the edge of {grid[0]:g}–{grid[-1]:g}: "
                          "the model or reference has no minimum there")
+
     def spline_minimum() -> tuple[float, float, float]:
         """Minimum position and energy of the spline, and the local grid step there."""
         x = np.array(sorted(points))
