@@ -24,9 +24,13 @@ app = typer.Typer(
     add_completion=False,
 )
 
+# options that several commands share
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="YAML file with the command's settings")
 ]
+WorkdirOption = Annotated[Path, typer.Option("--workdir", "-w", help="run folder")]
+SeedOption = Annotated[int | None, typer.Option(help="random seed")]
+ModelOption = Annotated[Path | None, typer.Option(help="Na–C nep.txt (default: the bundled model)")]
 
 
 def _fail(message: str) -> None:
@@ -78,7 +82,7 @@ def build(
         str | None, typer.Option(help="rebo, lcbop, tersoff or a nep.txt path [rebo]")
     ] = None,
     start: Annotated[Path | None, typer.Option(help="anneal this structure instead")] = None,
-    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    seed: SeedOption = None,
     threads: Annotated[int | None, typer.Option(help="OpenMP threads (0 = all cores)")] = None,
     config: ConfigOption = None,
 ) -> None:
@@ -241,13 +245,12 @@ def classify(
 @_reports_bad_input
 def sodiate(
     structure: Annotated[Path, typer.Argument(help="bare hard-carbon host (extended XYZ)")],
-    workdir: Annotated[Path, typer.Option("--workdir", "-w", help="run folder")] = Path(
-        "sodiation"),
-    model: Annotated[Path | None, typer.Option(help="Na–C nep.txt [the bundled model]")] = None,
+    workdir: WorkdirOption = Path("sodiation"),
+    model: ModelOption = None,
     batch_size: Annotated[int | None, typer.Option(help="Na per iteration [50]")] = None,
     target_na: Annotated[int | None, typer.Option(help="go on past 0 V to this Na count")
                          ] = None,
-    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    seed: SeedOption = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --workdir")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -274,7 +277,7 @@ app.add_typer(dataset_app, name="dataset")
 def dataset_generate(
     output: Annotated[Path, typer.Option("--output", "-o", help="extended-XYZ file to write")
                       ] = Path("dataset.xyz"),
-    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    seed: SeedOption = None,
     max_atoms: Annotated[int | None, typer.Option(help="largest cell (atoms)")] = None,
     config: ConfigOption = None,
 ) -> None:
@@ -355,11 +358,10 @@ def dataset_combine(
 @_reports_bad_input
 def train(
     data: Annotated[Path, typer.Argument(help="labelled extended XYZ, train.xyz or label folder")],
-    workdir: Annotated[Path, typer.Option("--workdir", "-w", help="run folder")] = Path(
-        "nep-train"),
+    workdir: WorkdirOption = Path("nep-train"),
     engine: Annotated[str | None, typer.Option(help="auto, neppo or gpumd [auto]")] = None,
     steps: Annotated[int | None, typer.Option(help="neppo optimisation steps")] = None,
-    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    seed: SeedOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Train a NEP4 model (neppo on the CPU, GPUMD's nep when on PATH); resumes if stopped."""
@@ -373,8 +375,7 @@ def train(
 @app.command()
 @_reports_bad_input
 def learn(
-    workdir: Annotated[Path, typer.Option("--workdir", "-w", help="run folder")] = Path(
-        "learning"),
+    workdir: WorkdirOption = Path("learning"),
     iterations: Annotated[int | None, typer.Option(help="largest number of iterations [5]")
                           ] = None,
     config: ConfigOption = None,
@@ -403,8 +404,7 @@ def learn(
 @_reports_bad_input
 def validate(
     model: Annotated[Path, typer.Argument(help="nep.txt to validate")],
-    workdir: Annotated[Path, typer.Option("--workdir", "-w", help="output folder")] = Path(
-        "validation"),
+    workdir: WorkdirOption = Path("validation"),
     reference: Annotated[str | None, typer.Option(
         help="reference calculator: gpaw, sevenn, vasp or module:factory [gpaw]")] = None,
     relax: Annotated[bool | None, typer.Option(
@@ -431,9 +431,8 @@ def validate(
 @_reports_bad_input
 def stability(
     structure: Annotated[Path, typer.Argument(help="periodic structure, e.g. a sodiated state")],
-    workdir: Annotated[Path, typer.Option("--workdir", "-w", help="output folder")] = Path(
-        "stability"),
-    model: Annotated[Path | None, typer.Option(help="nep.txt [bundled Na–C model]")] = None,
+    workdir: WorkdirOption = Path("stability"),
+    model: ModelOption = None,
     temperature: Annotated[list[float] | None, typer.Option(
         help="NVT temperature (K), repeatable [300, 1000]")] = None,
     time_ps: Annotated[float | None, typer.Option(help="length of each run (ps) [5]")] = None,
