@@ -7,12 +7,13 @@ Target (issue 4): the study-scale run (43.6 Å box, about 6230 C at 1.5 g/cm³, 
 iteration, on to 700 Na) completes on 2 cores in under 2 hours.  Build the host first with
 ``hardcarbon build --density 1.5 --box 43.6 -o hc.xyz``.  The run checkpoints in
 ``--workdir``: rerunning the same command resumes it, and the table printed at the end
-covers every iteration, resumed or not.
+covers every iteration, resumed or not.  It also prints the peak memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 from pathlib import Path
 
@@ -52,6 +53,8 @@ def main() -> None:
     print(f"atoms {summary.get('n_c', '?')} C; {summary['n_na']} Na; stopped: "
           f"{summary['stopped']}; all iterations {total:.0f} s ({total / 3600:.2f} h); "
           f"this invocation {wall:.0f} s")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    print(f"peak memory (maximum resident set) of this invocation: {peak:.0f} MB")
     print(f"capacity at 0 V: {summary['capacity_at_zero_volt']}")
     print(f"site counts of the last state: {summary['site_counts']}")
 
