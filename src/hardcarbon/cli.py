@@ -6,6 +6,7 @@ Bad input ends with a one-line ``error: ...`` on stderr and exit status 2.
 from __future__ import annotations
 
 import functools
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -31,6 +32,22 @@ ConfigOption = Annotated[
 WorkdirOption = Annotated[Path, typer.Option("--workdir", "-w", help="run folder")]
 SeedOption = Annotated[int | None, typer.Option(help="random seed")]
 ModelOption = Annotated[Path | None, typer.Option(help="Na–C nep.txt (default: the bundled model)")]
+
+
+class _EchoHandler(logging.Handler):
+    """Progress messages of the package on stderr (resolved at each message, so that a
+    redirected or captured stderr gets them)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.echo(f"hardcarbon: {record.getMessage()}", err=True)
+
+
+@app.callback()
+def _progress_messages() -> None:
+    package = logging.getLogger("hardcarbon")
+    if not any(isinstance(h, _EchoHandler) for h in package.handlers):
+        package.addHandler(_EchoHandler())
+        package.setLevel(logging.INFO)
 
 
 def _fail(message: str) -> None:

@@ -14,6 +14,7 @@ with its last frame; a rerun skips finished temperatures.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from hardcarbon.errors import InputError
 from hardcarbon.forcefield.nep import bundled_model, nep_calculator
 from hardcarbon.settings import Settings
 from hardcarbon.storage import bare_structure, write_json, write_structure
+
+log = logging.getLogger(__name__)
 
 
 class StabilityConfig(Settings):
@@ -83,6 +86,7 @@ def run_nvt(atoms: Atoms, calc: Any, temperature: float, config: StabilityConfig
         shortest.append(shortest_distance(work, max(2.0, config.min_distance)))
 
     check()
+    report_every = max(1, n_steps // 10)  # a progress line per tenth of the run
     start = time.perf_counter()
     steps_done = 0
     while steps_done < n_steps and shortest[-1] >= config.min_distance:
@@ -90,6 +94,10 @@ def run_nvt(atoms: Atoms, calc: Any, temperature: float, config: StabilityConfig
         dyn.run(chunk)
         steps_done += chunk
         check()
+        if steps_done % report_every < chunk or steps_done == n_steps:
+            log.info("%g K: %.2f of %.2f ps, shortest pair %.3f Å, T %.0f K, %.2f s/step",
+                     temperature, times[-1], config.time_ps, min(shortest), temps[-1],
+                     (time.perf_counter() - start) / steps_done)
     wall = time.perf_counter() - start
     t, e = np.array(times), np.array(conserved) / len(work)
     drift = float(np.polyfit(t, e, 1)[0] * 1000.0) if t.size > 2 else float("nan")
