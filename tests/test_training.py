@@ -28,6 +28,7 @@ from hardcarbon.forcefield.nep import nep_calculator
 from hardcarbon.forcefield.training import (
     STATE_FILE,
     TrainConfig,
+    apply_weights,
     load_training_data,
     nep_in_text,
     read_loss,
@@ -407,6 +408,29 @@ def test_bad_settings_and_engines_are_one_line(monkeypatch):
     monkeypatch.setattr(training.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(InputError, match=r"neppo is not installed: pip install torch==2\.13\.0"):
         training.resolve_engine(TrainConfig(engine="neppo"))
+
+
+def test_weights_by_config_type_reach_the_training_file(tmp_path):
+    from hardcarbon.forcefield.labelling import write_training_file
+
+    cells = tiny_cells(per_family=2)
+    for atoms in cells:  # labels only so that the file can be written
+        atoms.info["REF_energy"] = -1.0 * len(atoms)
+        atoms.arrays["REF_forces"] = np.zeros((len(atoms), 3))
+    cells[0].info["weight"] = 0.5
+    config = TrainConfig(weights={"graphene_Na$": 10.0, "^sodium/": 4.0})
+    weighted = apply_weights(cells, config.weights)
+    assert [a.info["config_type"] for a in weighted] == [
+        "sodium/fcc", "sodium/bcc", "layered/graphene_Na", "layered/graphene_Na",
+        "diamond/bulk", "diamond/bulk"]
+    assert [a.info.get("weight", 1.0) for a in weighted] == [2.0, 4.0, 10.0, 10.0, 1.0, 1.0]
+    write_training_file(weighted, tmp_path / "train.xyz")
+    text = (tmp_path / "train.xyz").read_text()
+    assert text.count("weight=10") == 2 and text.count("weight=4") >= 1
+    with pytest.raises(InputError, match=r"weights pattern '\[' is not a regular expression"):
+        TrainConfig(weights={"[": 2.0})
+    with pytest.raises(InputError, match="must be positive"):
+        TrainConfig(weights={"layered": 0.0})
 
 
 def test_unreadable_model_is_one_line(tmp_path):

@@ -30,6 +30,7 @@ import importlib.util
 import json
 import logging
 import math
+import re
 import shutil
 import subprocess
 import time
@@ -128,6 +129,11 @@ class TrainConfig(Settings):
         ``nep`` seeds itself from the clock, so its runs do not repeat exactly).
     test_fraction
         Share of the structures of each family held out in ``test.xyz`` (0 ≤ f < 1).
+    weights
+        Structure weights by ``config_type``: each regular expression that matches a
+        structure's ``config_type`` (``re.search``) multiplies its GPUMD ``weight``.  Used to
+        let a consistent series (one cell, one k-mesh and grid: e.g. a sheet with and without
+        Na) outweigh the label noise between cells of different sizes.
     initial_model
         A nep.txt to start from instead of random parameters (fine-tuning, neppo only).  Its
         own species order, cutoffs, descriptor sizes and network width replace the settings
@@ -165,6 +171,8 @@ class TrainConfig(Settings):
     nep_command: str = Field("nep", description="GPUMD nep executable")
     seed: int = Field(42, ge=0)
     test_fraction: float = Field(0.1, ge=0, lt=1, description="held-out share per family")
+    weights: dict[str, float] = Field(default_factory=dict,
+                                      description="config_type pattern -> weight factor")
     initial_model: Path | None = Field(None, description="nep.txt to fine-tune (neppo)")
 
     @field_validator("elements")
@@ -199,6 +207,19 @@ class TrainConfig(Settings):
             raise ValueError(f"need radial 0-16 and angular 0-12, got {size}")
         return size
 
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, weights: dict[str, float]) -> dict[str, float]:
+        for pattern, factor in weights.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"weights pattern {pattern!r} is not a regular expression "
+                                 f"({exc})") from None
+            if not (math.isfinite(factor) and factor > 0):
+                raise ValueError(f"weights factor of {pattern!r} must be positive, got {factor}")
+        return weights
+
     @field_validator("learning_rate")
     @classmethod
     def _learning_rate(cls, rate: tuple[float, float]) -> tuple[float, float]:
@@ -224,6 +245,17 @@ class TrainConfig(Settings):
             batches = math.ceil(n_train / self.batch_for("neppo"))
             return max(1, round(self.epochs * batches))
         return DEFAULT_STEPS
+
+
+def apply_weights(structures: list[Atoms], weights: dict[str, float]) -> list[Atoms]:
+    """``structures`` with ``info['weight']`` multiplied by the factor of every pattern of
+    ``weights`` that matches their ``config_type`` (see ``TrainConfig.weights``)."""
+    for atoms in structures:
+        kind = str(atoms.info.get("config_type", ""))
+        for pattern, factor in weights.items():
+            if re.search(pattern, kind):
+                atoms.info["weight"] = float(atoms.info.get("weight", 1.0)) * factor
+    return structures
 
 
 def resolve_engine(config: TrainConfig) -> str:
@@ -614,7 +646,7 @@ def train_nep(data: Sequence[Atoms] | str | Path, config: TrainConfig | None = N
     from hardcarbon.forcefield.labelling import write_training_file
 
     config = config or TrainConfig()
-    structures = load_training_data(data)
+    structures = apply_weights(load_training_data(data), config.weights)
     if config.initial_model is not None:
         config = _with_initial_model(config)
     present = {s for atoms in structures for s in atoms.get_chemical_symbols()}
