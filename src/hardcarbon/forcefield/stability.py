@@ -86,7 +86,7 @@ def run_nvt(atoms: Atoms, calc: Any, temperature: float, config: StabilityConfig
         shortest.append(shortest_distance(work, max(2.0, config.min_distance)))
 
     check()
-    report_every = max(1, n_steps // 10)  # a progress line per tenth of the run
+    next_report = report_every = max(1, n_steps // 10)  # a progress line per tenth
     start = time.perf_counter()
     steps_done = 0
     while steps_done < n_steps and shortest[-1] >= config.min_distance:
@@ -94,7 +94,8 @@ def run_nvt(atoms: Atoms, calc: Any, temperature: float, config: StabilityConfig
         dyn.run(chunk)
         steps_done += chunk
         check()
-        if steps_done % report_every < chunk or steps_done == n_steps:
+        if steps_done >= next_report or steps_done == n_steps:
+            next_report += report_every
             log.info("%g K: %.2f of %.2f ps, shortest pair %.3f Å, T %.0f K, %.2f s/step",
                      temperature, times[-1], config.time_ps, min(shortest), temps[-1],
                      (time.perf_counter() - start) / steps_done)
