@@ -10,7 +10,12 @@ from ase.build import graphene
 
 from hardcarbon.cli import app
 from hardcarbon.errors import InputError
-from hardcarbon.forcefield.stability import StabilityConfig, md_stability, shortest_distance
+from hardcarbon.forcefield.stability import (
+    StabilityConfig,
+    md_stability,
+    pair_floors,
+    shortest_by_pair,
+)
 
 
 def _bilayer_with_na():
@@ -27,10 +32,21 @@ def _bilayer_with_na():
     return atoms
 
 
-def test_shortest_distance_sees_periodic_images():
+def test_shortest_by_pair_sees_periodic_images():
     atoms = graphene(a=2.46, size=(2, 2, 1), vacuum=5.0)
     atoms.pbc = True
-    assert shortest_distance(atoms) == pytest.approx(2.46 / np.sqrt(3), abs=1e-6)
+    assert shortest_by_pair(atoms, 2.0) == {"C-C": pytest.approx(2.46 / np.sqrt(3), abs=1e-6)}
+    atoms += type(atoms)("Na", positions=[atoms.positions[0] + [0.0, 0.0, 2.2]])
+    pairs = shortest_by_pair(atoms, 5.0)
+    assert set(pairs) == {"C-C", "C-Na", "Na-Na"}
+    assert pairs["C-Na"] == pytest.approx(2.2) and pairs["Na-Na"] == pytest.approx(2.46 * 2)
+
+
+def test_pair_floors_follow_covalent_radii():
+    floors = pair_floors({"Na", "C"}, StabilityConfig())
+    assert floors == {"C-C": 1.0, "C-Na": pytest.approx(1.452),  # C-C: min_distance
+                      "Na-Na": pytest.approx(1.992)}
+    assert pair_floors({"C"}, StabilityConfig(min_distance=0.5)) == {"C-C": pytest.approx(0.912)}
 
 
 def test_md_stability_runs_and_resumes(tmp_path):
@@ -49,6 +65,17 @@ def test_md_stability_runs_and_resumes(tmp_path):
     # a rerun with the same settings reuses both finished temperatures
     again = md_stability(atoms, config, tmp_path)
     assert again["runs"] == summary["runs"]
+
+
+def test_md_stability_flags_collapsed_sodium():
+    # two Na 1.5 Å apart: far from 1.0 Å, but half the Na2 bond length
+    atoms = _bilayer_with_na()
+    na = [i for i, s in enumerate(atoms.get_chemical_symbols()) if s == "Na"]
+    atoms.positions[na[1]] = atoms.positions[na[0]] + [1.5, 0.0, 0.0]
+    run = md_stability(atoms, StabilityConfig(temperatures=[300.0], time_ps=0.01))["runs"][0]
+    assert not run["stable"] and run["steps"] == 0
+    assert run["collapsed_pairs"] == ["Na-Na"]
+    assert run["shortest_by_pair_A"]["Na-Na"] == pytest.approx(1.5, abs=1e-6)
 
 
 def test_md_stability_flags_a_collapsed_pair():
