@@ -8,14 +8,10 @@ import numpy as np
 import pytest
 from ase.build import graphene
 
+from hardcarbon.analysis import shortest_by_pair
 from hardcarbon.cli import app
 from hardcarbon.errors import InputError
-from hardcarbon.forcefield.stability import (
-    StabilityConfig,
-    md_stability,
-    pair_floors,
-    shortest_by_pair,
-)
+from hardcarbon.forcefield.stability import StabilityConfig, md_stability, pair_floors
 
 
 def _bilayer_with_na():

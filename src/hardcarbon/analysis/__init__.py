@@ -9,6 +9,7 @@ from hardcarbon.analysis.structure import (
     density,
     hybridisation,
     min_distance,
+    shortest_by_pair,
 )
 from hardcarbon.analysis.xrd import (
     CROMER_MANN,
@@ -36,6 +37,7 @@ __all__ = [
     "pore_analysis",
     "rdf_set",
     "ring_statistics",
+    "shortest_by_pair",
     "write_analysis",
     "xrd_002_peak",
     "xrd_pattern",

@@ -91,9 +91,21 @@ def hybridisation(atoms: Atoms, cutoff: float = 1.85) -> dict[str, float]:
     return fractions
 
 
+def shortest_by_pair(atoms: Atoms, rmax: float = 4.0) -> dict[str, float]:
+    """Shortest distance (Å, periodic images included) of each pair of elements with a pair
+    within ``rmax``; keys name the pair alphabetically, ``"C-Na"``."""
+    from ase.data import chemical_symbols
+
+    i, j, d = neighbour_list("ijd", atoms, rmax)
+    z = atoms.numbers
+    codes = np.minimum(z[i], z[j]) * 1000 + np.maximum(z[i], z[j])  # one code per pair
+    out = {}
+    for code in np.unique(codes):
+        pair = sorted((chemical_symbols[code // 1000], chemical_symbols[code % 1000]))
+        out["-".join(pair)] = float(d[codes == code].min())
+    return dict(sorted(out.items()))
+
+
 def min_distance(atoms: Atoms, a: str = "C", b: str = "C", rmax: float = 4.0) -> float | None:
     """Shortest distance (Å) between an ``a`` and a ``b`` atom, or None if none within ``rmax``."""
-    i, j, d = neighbour_list("ijd", atoms, rmax)
-    symbols = np.asarray(atoms.get_chemical_symbols())
-    d = d[(symbols[i] == a) & (symbols[j] == b)]
-    return float(d.min()) if d.size else None
+    return shortest_by_pair(atoms, rmax).get("-".join(sorted((a, b))))

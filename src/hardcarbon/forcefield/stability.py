@@ -59,15 +59,6 @@ class StabilityConfig(Settings):
         return values
 
 
-def shortest_distance(atoms: Atoms, cutoff: float = 2.0) -> float:
-    """Shortest interatomic distance (Å, periodic images included); ``cutoff`` if none is
-    shorter than it."""
-    from matscipy.neighbours import neighbour_list
-
-    d = neighbour_list("d", atoms, cutoff)
-    return float(d.min()) if d.size else cutoff
-
-
 def pair_floors(symbols: set[str], config: StabilityConfig) -> dict[str, float]:
     """Shortest allowed distance (Å) of each pair of elements, ``"C-Na"`` style keys.
 
@@ -85,24 +76,10 @@ def pair_floors(symbols: set[str], config: StabilityConfig) -> dict[str, float]:
             for k, a in enumerate(ordered) for b in ordered[k:]}
 
 
-def shortest_by_pair(atoms: Atoms, cutoff: float) -> dict[str, float]:
-    """Shortest distance (Å, periodic images included) of each pair of elements that has a
-    pair within ``cutoff``; ``"C-Na"`` style keys."""
-    from ase.data import chemical_symbols
-    from matscipy.neighbours import neighbour_list
-
-    i, j, d = neighbour_list("ijd", atoms, cutoff)
-    z = atoms.numbers
-    codes = np.minimum(z[i], z[j]) * 1000 + np.maximum(z[i], z[j])
-    out = {}
-    for code in np.unique(codes):
-        pair = sorted((chemical_symbols[code // 1000], chemical_symbols[code % 1000]))
-        out["-".join(pair)] = float(d[codes == code].min())
-    return dict(sorted(out.items()))
-
-
 def run_nvt(atoms: Atoms, calc: Any, temperature: float, config: StabilityConfig) -> dict:
     """One NVT run; the summary of :func:`md_stability` for this temperature."""
+    from hardcarbon.analysis import shortest_by_pair  # the analysis package is slow to import
+
     work = bare_structure(atoms)
     work.calc = calc
     rng = np.random.default_rng([config.seed, round(temperature)])
@@ -113,8 +90,8 @@ def run_nvt(atoms: Atoms, calc: Any, temperature: float, config: StabilityConfig
     n_steps = round(config.time_ps * 1000.0 / config.timestep_fs)
     floors = pair_floors(set(atoms.get_chemical_symbols()), config)
     cutoff = max(2.0, *floors.values())
-    times, conserved, temps, shortest = [], [], [], []
-    closest: dict[str, float] = {}
+    times, conserved, temps = [], [], []
+    closest: dict[str, float] = {}  # shortest distance seen so far, per pair of elements
 
     def collapsed() -> list[str]:
         return [pair for pair, d in closest.items() if d < floors[pair]]
@@ -126,10 +103,8 @@ def run_nvt(atoms: Atoms, calc: Any, temperature: float, config: StabilityConfig
         conserved.append(work.get_potential_energy() + work.get_kinetic_energy()
                          + dyn._thermostat.get_thermostat_energy())
         temps.append(work.get_temperature())
-        pairs = shortest_by_pair(work, cutoff)
-        for pair, d in pairs.items():
+        for pair, d in shortest_by_pair(work, cutoff).items():
             closest[pair] = min(d, closest.get(pair, cutoff))
-        shortest.append(min(pairs.values(), default=cutoff))
 
     check()
     next_report = report_every = max(1, n_steps // 10)  # a progress line per tenth
@@ -143,7 +118,8 @@ def run_nvt(atoms: Atoms, calc: Any, temperature: float, config: StabilityConfig
         if steps_done >= next_report or steps_done == n_steps:
             next_report += report_every
             log.info("%g K: %.2f of %.2f ps, shortest pair %.3f Å, T %.0f K, %.2f s/step",
-                     temperature, times[-1], config.time_ps, min(shortest), temps[-1],
+                     temperature, times[-1], config.time_ps,
+                     min(closest.values(), default=cutoff), temps[-1],
                      (time.perf_counter() - start) / steps_done)
     wall = time.perf_counter() - start
     t, e = np.array(times), np.array(conserved) / len(work)
@@ -154,7 +130,7 @@ def run_nvt(atoms: Atoms, calc: Any, temperature: float, config: StabilityConfig
         "steps": steps_done,
         "time_ps": steps_done * config.timestep_fs / 1000.0,
         "stable": stable,
-        "shortest_distance_A": float(min(shortest)),
+        "shortest_distance_A": min(closest.values(), default=cutoff),
         "shortest_by_pair_A": closest,
         "collapsed_pairs": collapsed(),
         "mean_temperature_K": float(np.mean(temps[len(temps) // 5:])),
