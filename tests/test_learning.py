@@ -185,7 +185,14 @@ def test_explore_saves_frames_and_ends_runs_with_close_atoms(random_nep):
     # a frame with atoms closer than min_distance ends its run, keeping nothing after it
     frames, runs = explore(random_nep, [sodium], config.model_copy(
         update={"min_distance": 4.0, "ensembles": ["nvt"]}))
-    assert frames == [] and runs[0]["ended"].startswith("atoms ")
+    assert frames == [] and runs[0]["ended"].startswith("Na-Na 3.")
+    assert runs[0]["ended"].endswith("(floor 4.00 Å)")
+    # so does a pair under its own floor, here Na-Na at 3.12 Å under 2 x 1.66 Å, far above
+    # min_distance: the check that catches a Na collapse
+    squeezed = bulk("Na", "bcc", a=3.6, cubic=True).repeat(2)
+    frames, runs = explore(random_nep, [squeezed], config.model_copy(
+        update={"pair_fraction": 1.0, "ensembles": ["nvt"]}))
+    assert frames == [] and runs[0]["ended"].endswith("(floor 3.32 Å)")
 
 
 def test_bad_settings_are_one_line_input_errors(tmp_path):

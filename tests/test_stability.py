@@ -39,10 +39,10 @@ def test_shortest_by_pair_sees_periodic_images():
 
 
 def test_pair_floors_follow_covalent_radii():
-    floors = pair_floors({"Na", "C"}, StabilityConfig())
+    floors = pair_floors({"Na", "C"}, 1.0, 0.6)
     assert floors == {"C-C": 1.0, "C-Na": pytest.approx(1.452),  # C-C: min_distance
                       "Na-Na": pytest.approx(1.992)}
-    assert pair_floors({"C"}, StabilityConfig(min_distance=0.5)) == {"C-C": pytest.approx(0.912)}
+    assert pair_floors({"C"}, 0.5, 0.6) == {"C-C": pytest.approx(0.912)}
 
 
 def test_md_stability_runs_and_resumes(tmp_path):

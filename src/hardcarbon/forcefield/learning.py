@@ -11,8 +11,10 @@
 2. **errors** of ``model_0`` on its own held-out ``test.xyz``;
 3. **explore** with ``model_0``: short MD runs (Langevin NVT, Berendsen NPT at zero pressure)
    from the starting structures at each temperature, keeping a frame every ``interval`` steps;
-   a run ends early at a non-finite energy or when two atoms come closer than
-   ``min_distance`` (the frames before are kept);
+   a run ends early at a non-finite energy or when a pair of atoms comes closer than its
+   floor (:func:`~hardcarbon.forcefield.stability.pair_floors`: ``pair_fraction`` of the
+   sum of covalent radii, at least ``min_distance``), so a Na collapse ends it too (the
+   frames before are kept);
 4. **select**: the committee's force disagreement of every frame
    (:func:`~hardcarbon.forcefield.selection.committee_disagreement`); frames inside the window
    of :class:`~hardcarbon.forcefield.selection.SelectConfig` are thinned by farthest-point
@@ -68,6 +70,7 @@ from hardcarbon.errors import InputError
 from hardcarbon.forcefield.families import DatasetConfig, generate_dataset
 from hardcarbon.forcefield.labelling import LabelConfig, check_calculator, vacuum_thickness
 from hardcarbon.forcefield.selection import SelectConfig
+from hardcarbon.forcefield.stability import pair_floors
 from hardcarbon.forcefield.training import (
     TrainConfig,
     combine_references,
@@ -118,8 +121,9 @@ class ExploreConfig(Settings):
         MD time step (fs).
     interval
         Steps between saved frames.
-    min_distance
-        A frame with two atoms closer than this (Å) ends its run.
+    min_distance, pair_fraction
+        A frame with a pair of atoms closer than ``pair_fraction`` of the sum of their
+        covalent radii, or than ``min_distance`` (Å), ends its run.
     seed
         Seed of the velocities, the Langevin noise and the hard-carbon cells; iteration ``n``
         uses ``seed + n`` for the MD.
@@ -139,6 +143,8 @@ class ExploreConfig(Settings):
     timestep: float = Field(1.0, gt=0, le=5, description="MD time step (fs)")
     interval: int = Field(50, ge=1, description="steps between saved frames")
     min_distance: float = Field(0.8, gt=0, description="closest approach that ends a run (Å)")
+    pair_fraction: float = Field(0.6, gt=0, le=1, description="a pair closer than this "
+                                 "fraction of its covalent-radius sum ends a run")
     seed: int = Field(0, ge=0)
     starts: Path | None = Field(None, description="extended XYZ of extra starting structures")
     carbon_atoms: int = Field(48, ge=8, le=200, description="C atoms of a hard-carbon cell")
@@ -399,9 +405,12 @@ def _md_run(start: Atoms, calc: Any, temperature: float, ensemble: str, config: 
     from ase.md.langevin import Langevin
     from ase.md.nptberendsen import NPTBerendsen
     from ase.md.velocitydistribution import Stationary, thermalize_momenta
-    from ase.neighborlist import neighbor_list
+
+    from hardcarbon.analysis import shortest_by_pair  # the analysis package is slow to import
 
     atoms = _plain(start)
+    floors = pair_floors(set(atoms.get_chemical_symbols()), config.min_distance,
+                         config.pair_fraction)
     atoms.calc = calc
     thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
     Stationary(atoms)
@@ -429,9 +438,12 @@ def _md_run(start: Atoms, calc: Any, temperature: float, ensemble: str, config: 
         except _Unphysical:
             return frames, int(dyn.nsteps), f"non-finite energy at step {dyn.nsteps}"
         done += chunk
-        distances = neighbor_list("d", atoms, config.min_distance)
-        if len(distances):
-            return frames, done, f"atoms {distances.min():.2f} Å apart at step {done}"
+        short = {pair: d for pair, d in shortest_by_pair(atoms, max(floors.values())).items()
+                 if d < floors[pair]}
+        if short:
+            pair, d = min(short.items(), key=lambda item: item[1] / floors[item[0]])
+            return frames, done, (f"{pair} {d:.2f} Å apart at step {done} "
+                                  f"(floor {floors[pair]:.2f} Å)")
         if chunk == config.interval:
             frame = _plain(atoms)
             frame.info.update(config_type=f"{_config_type(start)}/explore_{ensemble}_"

@@ -59,20 +59,19 @@ class StabilityConfig(Settings):
         return values
 
 
-def pair_floors(symbols: set[str], config: StabilityConfig) -> dict[str, float]:
+def pair_floors(symbols: set[str], min_distance: float, fraction: float) -> dict[str, float]:
     """Shortest allowed distance (Å) of each pair of elements, ``"C-Na"`` style keys.
 
     A fixed 1.0 Å misses a collapse of Na: a model with a hole in its Na–Na energy pulls Na
     pairs to 1.3 Å (twice too close; Na2 is 3.08 Å) long before any pair reaches 1.0 Å.  So
-    each pair gets ``pair_fraction`` of the sum of its covalent radii (ASE's table), and
-    never less than ``min_distance``.
+    each pair gets ``fraction`` of the sum of its covalent radii (ASE's table), and never
+    less than ``min_distance``.
     """
     from ase.data import atomic_numbers, covalent_radii
 
     ordered = sorted(symbols)
-    return {f"{a}-{b}": max(config.min_distance, config.pair_fraction
-                            * float(covalent_radii[atomic_numbers[a]]
-                                    + covalent_radii[atomic_numbers[b]]))
+    return {f"{a}-{b}": max(min_distance, fraction * float(covalent_radii[atomic_numbers[a]]
+                                                           + covalent_radii[atomic_numbers[b]]))
             for k, a in enumerate(ordered) for b in ordered[k:]}
 
 
@@ -88,7 +87,8 @@ def run_nvt(atoms: Atoms, calc: Any, temperature: float, config: StabilityConfig
     dyn = NoseHooverChainNVT(work, timestep=config.timestep_fs * units.fs,
                              temperature_K=temperature, tdamp=config.tdamp_fs * units.fs)
     n_steps = round(config.time_ps * 1000.0 / config.timestep_fs)
-    floors = pair_floors(set(atoms.get_chemical_symbols()), config)
+    floors = pair_floors(set(atoms.get_chemical_symbols()), config.min_distance,
+                         config.pair_fraction)
     cutoff = max(2.0, *floors.values())
     times, conserved, temps = [], [], []
     closest: dict[str, float] = {}  # shortest distance seen so far, per pair of elements
