@@ -70,7 +70,7 @@ from hardcarbon.errors import InputError
 from hardcarbon.forcefield.families import DatasetConfig, generate_dataset
 from hardcarbon.forcefield.labelling import LabelConfig, check_calculator, vacuum_thickness
 from hardcarbon.forcefield.selection import SelectConfig
-from hardcarbon.forcefield.stability import pair_floors
+from hardcarbon.forcefield.stability import pair_floors, under_floors
 from hardcarbon.forcefield.training import (
     TrainConfig,
     combine_references,
@@ -438,8 +438,7 @@ def _md_run(start: Atoms, calc: Any, temperature: float, ensemble: str, config: 
         except _Unphysical:
             return frames, int(dyn.nsteps), f"non-finite energy at step {dyn.nsteps}"
         done += chunk
-        short = {pair: d for pair, d in shortest_by_pair(atoms, max(floors.values())).items()
-                 if d < floors[pair]}
+        short = under_floors(shortest_by_pair(atoms, max(floors.values())), floors)
         if short:
             pair, d = min(short.items(), key=lambda item: item[1] / floors[item[0]])
             return frames, done, (f"{pair} {d:.2f} Å apart at step {done} "

@@ -75,6 +75,12 @@ def pair_floors(symbols: set[str], min_distance: float, fraction: float) -> dict
             for k, a in enumerate(ordered) for b in ordered[k:]}
 
 
+def under_floors(shortest: dict[str, float], floors: dict[str, float]) -> dict[str, float]:
+    """The pairs of ``shortest`` (Å per pair, :func:`~hardcarbon.analysis.shortest_by_pair`)
+    that are under their floor (:func:`pair_floors`)."""
+    return {pair: d for pair, d in shortest.items() if d < floors[pair]}
+
+
 def run_nvt(atoms: Atoms, calc: Any, temperature: float, config: StabilityConfig) -> dict:
     """One NVT run; the summary of :func:`md_stability` for this temperature."""
     from hardcarbon.analysis import shortest_by_pair  # the analysis package is slow to import
@@ -94,7 +100,7 @@ def run_nvt(atoms: Atoms, calc: Any, temperature: float, config: StabilityConfig
     closest: dict[str, float] = {}  # shortest distance seen so far, per pair of elements
 
     def collapsed() -> list[str]:
-        return [pair for pair, d in closest.items() if d < floors[pair]]
+        return list(under_floors(closest, floors))
 
     def check() -> None:
         times.append(dyn.get_time() / (1000.0 * units.fs))
