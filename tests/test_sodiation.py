@@ -227,3 +227,14 @@ def test_a_full_host_ends_the_run_with_its_states_kept(host, random_nep, tmp_pat
     n_na = [s["n_na"] for s in summary["states"]]
     assert n_na[0] == 0 and n_na[1] == 12 and n_na[-1] < 600
     assert (tmp_path / "sodiation.csv").read_text().count("\n") == len(n_na) + 1
+
+
+def test_a_pair_under_its_floor_ends_the_run_unrecorded(host, random_nep, tmp_path, caplog):
+    # floors of the whole covalent sum (C-Na 2.42 Å) are above where this model puts Na
+    summary = sodiate(host, _config(random_nep, pair_fraction=1.0), tmp_path, progress=False)
+    assert summary["stopped"] == "collapse"
+    assert [s["n_na"] for s in summary["states"]] == [0]
+    assert "iteration 1 pulled C-Na" in caplog.text and "(floor 2.42 Å)" in caplog.text
+    # the default floors (0.6 of the sum) let the same run go on
+    assert sodiate(host, _config(random_nep), tmp_path / "default", progress=False)["stopped"] \
+        != "collapse"

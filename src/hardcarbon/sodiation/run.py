@@ -23,7 +23,10 @@ run stops after the first step whose voltage is <= 0 V; with ``target_na`` or
 ``target_capacity`` it goes on, past 0 V, until that Na count is reached (the overcharged
 run).  ``max_iterations`` bounds both, and a run also ends (``stopped: host_full``) when the
 free volume cannot take another batch at the minimum distances; if not even the first batch
-fits, that is an input error.
+fits, that is an input error.  A relaxation that pulls a pair of atoms under its floor
+(:func:`~hardcarbon.forcefield.stability.pair_floors`: ``pair_fraction`` of the sum of their
+covalent radii, Na–Na 1.99 Å) ends the run too (``stopped: collapse``), and that state is not
+recorded: its energy measures a hole in the model, not a site.
 
 **Per-Na voltage contribution.**  In each relaxed state ``S`` every Na ``i`` gets
 ``v_i = -(eps_i - mu_Na) / e`` with ``eps_i = E(S) - E(S without Na i)``, the other atoms kept
@@ -75,6 +78,7 @@ from hardcarbon.electrochem import (
 )
 from hardcarbon.errors import InputError
 from hardcarbon.forcefield.nep import bundled_model, nep_calculator
+from hardcarbon.forcefield.stability import pair_floors, under_floors
 from hardcarbon.settings import Settings
 from hardcarbon.sodiation.insertion import HostFull, LocalNEP, propose_candidates, select_batch
 from hardcarbon.sodiation.sites import SITE_CLASSES, SiteRules, classify_sites, site_labels_array
@@ -150,6 +154,11 @@ class SodiationConfig(Settings):
         None, description="Na chemical potential (eV/atom); None: bcc Na relaxed with the model"
     )
     na_contributions: bool = Field(True, description="compute each Na's voltage contribution")
+    min_distance: float = Field(1.0, gt=0, description="a relaxed pair closer than this (Å) "
+                                "ends the run")
+    pair_fraction: float = Field(
+        0.6, gt=0, le=1, description="a relaxed pair of elements closer than this fraction of "
+        "the sum of their covalent radii ends the run (Na–Na 1.99 Å, C–Na 1.45 Å)")
     sites: SiteRules = Field(default_factory=SiteRules, description="site classification rules")
 
     @field_validator("optimizer", mode="before")
@@ -265,6 +274,24 @@ def _relax(atoms: Atoms, model: Path, config: SodiationConfig) -> tuple[int, boo
     steps = int(optimizer.get_number_of_steps())
     atoms.calc = None
     return steps, converged
+
+
+class Collapse(RuntimeError):
+    """A relaxation pulled a pair of atoms under its floor: the model has a hole there."""
+
+
+def _check_collapse(atoms: Atoms, iteration: int, config: SodiationConfig) -> None:
+    """Raise :class:`Collapse` when a pair of ``atoms`` is under its floor."""
+    from hardcarbon.analysis.structure import shortest_by_pair  # slow import, used late
+
+    floors = pair_floors(set(atoms.get_chemical_symbols()), config.min_distance,
+                         config.pair_fraction)
+    low = under_floors(shortest_by_pair(atoms, rmax=max(floors.values())), floors)
+    if low:
+        pairs = ", ".join(f"{pair} {d:.2f} Å (floor {floors[pair]:.2f} Å)"
+                          for pair, d in low.items())
+        raise Collapse(f"the relaxation of iteration {iteration} pulled {pairs}: the model "
+                       "has no repulsion there (docs/model-card.md); the state is not recorded")
 
 
 def _csv_text(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
@@ -464,6 +491,7 @@ class _Run:
         insertion_s = time.perf_counter() - timer
 
         steps, converged, relax_s, evaluation_s = self._relax_and_rescore(atoms, config)
+        _check_collapse(atoms, iteration, config)
 
         timing: dict[str, Any] = {
             "iteration": iteration,
@@ -713,6 +741,10 @@ def sodiate(
                     raise  # not even one batch fits: bad input
                 log.warning("sodiation stops: %s", exc)
                 reason = "host_full"
+                break
+            except Collapse as exc:
+                log.warning("sodiation stops: %s", exc)
+                reason = "collapse"
                 break
             last = run.data["rows"][-1]
             bar.update(last["iteration"], last["n_na"], last["voltage_V"])
