@@ -70,7 +70,7 @@ from hardcarbon.errors import InputError
 from hardcarbon.forcefield.families import DatasetConfig, generate_dataset
 from hardcarbon.forcefield.labelling import LabelConfig, check_calculator, vacuum_thickness
 from hardcarbon.forcefield.selection import SelectConfig
-from hardcarbon.forcefield.stability import pair_floors, under_floors
+from hardcarbon.forcefield.stability import pair_floors, pairs_under_floors
 from hardcarbon.forcefield.training import (
     TrainConfig,
     combine_references,
@@ -406,8 +406,6 @@ def _md_run(start: Atoms, calc: Any, temperature: float, ensemble: str, config: 
     from ase.md.nptberendsen import NPTBerendsen
     from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
-    from hardcarbon.analysis import shortest_by_pair  # the analysis package is slow to import
-
     atoms = _plain(start)
     floors = pair_floors(set(atoms.get_chemical_symbols()), config.min_distance,
                          config.pair_fraction)
@@ -438,7 +436,7 @@ def _md_run(start: Atoms, calc: Any, temperature: float, ensemble: str, config: 
         except _Unphysical:
             return frames, int(dyn.nsteps), f"non-finite energy at step {dyn.nsteps}"
         done += chunk
-        short = under_floors(shortest_by_pair(atoms, max(floors.values())), floors)
+        short = pairs_under_floors(atoms, floors)
         if short:
             pair, d = min(short.items(), key=lambda item: item[1] / floors[item[0]])
             return frames, done, (f"{pair} {d:.2f} Å apart at step {done} "

@@ -81,6 +81,14 @@ def under_floors(shortest: dict[str, float], floors: dict[str, float]) -> dict[s
     return {pair: d for pair, d in shortest.items() if d < floors[pair]}
 
 
+def pairs_under_floors(atoms: Atoms, floors: dict[str, float]) -> dict[str, float]:
+    """The shortest distance (Å) of each pair of elements of ``atoms`` that is under its
+    floor (:func:`pair_floors`); empty when none is."""
+    from hardcarbon.analysis import shortest_by_pair  # the analysis package is slow to import
+
+    return under_floors(shortest_by_pair(atoms, max(floors.values())), floors)
+
+
 def run_nvt(atoms: Atoms, calc: Any, temperature: float, config: StabilityConfig) -> dict:
     """One NVT run; the summary of :func:`md_stability` for this temperature."""
     from hardcarbon.analysis import shortest_by_pair  # the analysis package is slow to import

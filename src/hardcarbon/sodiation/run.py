@@ -78,7 +78,7 @@ from hardcarbon.electrochem import (
 )
 from hardcarbon.errors import InputError
 from hardcarbon.forcefield.nep import bundled_model, nep_calculator
-from hardcarbon.forcefield.stability import pair_floors, under_floors
+from hardcarbon.forcefield.stability import pair_floors, pairs_under_floors
 from hardcarbon.settings import Settings
 from hardcarbon.sodiation.insertion import HostFull, LocalNEP, propose_candidates, select_batch
 from hardcarbon.sodiation.sites import SITE_CLASSES, SiteRules, classify_sites, site_labels_array
@@ -282,11 +282,9 @@ class Collapse(RuntimeError):
 
 def _check_collapse(atoms: Atoms, iteration: int, config: SodiationConfig) -> None:
     """Raise :class:`Collapse` when a pair of ``atoms`` is under its floor."""
-    from hardcarbon.analysis.structure import shortest_by_pair  # slow import, used late
-
     floors = pair_floors(set(atoms.get_chemical_symbols()), config.min_distance,
                          config.pair_fraction)
-    low = under_floors(shortest_by_pair(atoms, rmax=max(floors.values())), floors)
+    low = pairs_under_floors(atoms, floors)
     if low:
         pairs = ", ".join(f"{pair} {d:.2f} Å (floor {floors[pair]:.2f} Å)"
                           for pair, d in low.items())
