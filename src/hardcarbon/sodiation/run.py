@@ -488,8 +488,8 @@ class _Run:
         atoms += new
         insertion_s = time.perf_counter() - timer
 
-        steps, converged, relax_s, evaluation_s = self._relax_and_rescore(atoms, config)
-        _check_collapse(atoms, iteration, config)
+        steps, converged, relax_s, evaluation_s = self._relax_and_rescore(atoms, config,
+                                                                          iteration)
 
         timing: dict[str, Any] = {
             "iteration": iteration,
@@ -604,15 +604,20 @@ class _Run:
         write_json(self.workdir / "summary.json", summary)
         return summary
 
-    def _relax_and_rescore(self, atoms: Atoms, config: SodiationConfig
-                           ) -> tuple[int, bool, float, float]:
+    def _relax_and_rescore(self, atoms: Atoms, config: SodiationConfig,
+                           iteration: int | None = None) -> tuple[int, bool, float, float]:
         """Relax ``atoms`` in place and rebuild the insertion scorer on the result.
 
-        Returns the optimiser steps, whether it converged, and the seconds of each part.
+        With an insertion ``iteration`` (not for the host), a relaxed pair under its floor
+        raises :class:`Collapse` before the scorer is rebuilt for a state that will not be
+        recorded.  Returns the optimiser steps, whether it converged, and the seconds of each
+        part.
         """
         timer = time.perf_counter()
         steps, converged = _relax(atoms, self.model, config)
         relax_s = time.perf_counter() - timer
+        if iteration is not None:
+            _check_collapse(atoms, iteration, config)
         timer = time.perf_counter()
         # Every ASE calculator sits in a reference cycle (Calculator.__init__ stores a bound
         # method on the instance), so dropped CPUNEP engines, with their C++ neighbour lists,
