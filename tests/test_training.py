@@ -311,7 +311,8 @@ def _with_labels(atoms: Atoms, energy: float = -1.0) -> Atoms:
 
 def test_split_is_stratified_deterministic_and_stable():
     cells = []
-    for family, count in (("disordered", 20), ("layered", 10), ("sodium", 3), ("lone", 1)):
+    for family, count in (("disordered", 20), ("layered", 10), ("sodium", 3), ("pair", 2),
+                          ("lone", 1)):
         for i in range(count):
             atoms = bulk("Na", "bcc", a=4.2 + 0.01 * i)
             atoms.info["config_type"] = f"{family}/x"
@@ -319,7 +320,8 @@ def test_split_is_stratified_deterministic_and_stable():
     train, test = split_train_test(cells, 0.2, seed=3)
     assert sorted(train + test) == list(range(len(cells)))
     families = [cells[i].info["config_type"].split("/")[0] for i in test]
-    assert sorted(families) == ["disordered"] * 4 + ["layered"] * 2 + ["sodium"]
+    # 20 %, but at least one of a family of two or more, and never a lone cell
+    assert sorted(families) == ["disordered"] * 4 + ["layered"] * 2 + ["pair", "sodium"]
     assert split_train_test(cells, 0.2, seed=3) == (train, test)
     assert split_train_test(cells, 0.2, seed=4)[1] != test
     # the split follows the structures, not their order

@@ -497,7 +497,8 @@ def split_train_test(structures: Sequence[Atoms], test_fraction: float, seed: in
     """Indices of the training and the test structures, stratified by :func:`family_of`.
 
     Within each family the structures are ranked by a hash of their content and ``seed``, and
-    the first ``round(n × test_fraction)`` go to the test set (never all of a family).  The
+    the first ``round(n × test_fraction)`` go to the test set: at least one of a family of two
+    or more, so that every family with a second cell gets a test error, and never all.  The
     split depends only on the structures, not on their order, and adding structures moves
     at most a few others between the sets, so test structures stay held out as a data set
     grows (active learning).
@@ -507,7 +508,9 @@ def split_train_test(structures: Sequence[Atoms], test_fraction: float, seed: in
         families.setdefault(family_of(atoms), []).append(i)
     test: list[int] = []
     for members in families.values():
-        n_test = min(round(len(members) * test_fraction), len(members) - 1)
+        n_test = round(len(members) * test_fraction)
+        if test_fraction > 0:
+            n_test = min(max(n_test, 1), len(members) - 1)
         ranked = sorted(members, key=lambda i: _structure_key(structures[i], seed))
         test += ranked[:max(n_test, 0)]
     test_set = set(test)
