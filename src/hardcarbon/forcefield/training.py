@@ -512,7 +512,7 @@ def split_train_test(structures: Sequence[Atoms], test_fraction: float, seed: in
         if test_fraction > 0:
             n_test = min(max(n_test, 1), len(members) - 1)
         ranked = sorted(members, key=lambda i: _structure_key(structures[i], seed))
-        test += ranked[:max(n_test, 0)]
+        test += ranked[:n_test]
     test_set = set(test)
     return [i for i in range(len(structures)) if i not in test_set], sorted(test)
 
