@@ -21,6 +21,7 @@ from hardcarbon.forcefield.validation import (
     intercalated_graphite,
     nep_factory,
     physical_checks,
+    relax,
     scan_minimum,
     table1_structures,
     validate,
@@ -165,3 +166,24 @@ def test_cached_reference_only_reports_what_is_cached(tmp_path):
     full = validate(PRETRAINED, ValidateConfig(reference=reference, relax=False), tmp_path)
     again = validate(PRETRAINED, config, tmp_path)  # now all cached
     assert again["checks"]["reference"] == full["checks"]["reference"]
+
+
+def test_killed_relaxation_resumes_where_it_stopped(tmp_path):
+    atoms = table1_structures(max_atoms=40)[0]
+    factory = nep_factory(PRETRAINED)
+    whole, e_whole, n_whole = relax(atoms, factory, fmax=0.05, steps=60)
+    checkpoint = tmp_path / "relax.json"
+    relax(atoms, factory, fmax=0.05, steps=7, checkpoint=checkpoint)  # "killed" after 7 steps
+    assert json.loads(checkpoint.read_text())["steps"] == 7
+    assert checkpoint.with_suffix(".bfgs.json").is_file()  # the Hessian, kept by ASE
+    resumed, e_resumed, n_resumed = relax(atoms, factory, fmax=0.05, steps=60,
+                                          checkpoint=checkpoint)
+    # the same BFGS path as the uninterrupted run, not a restart with a fresh Hessian
+    assert n_resumed == n_whole
+    assert e_resumed == pytest.approx(e_whole, abs=1e-8)
+    assert np.allclose(resumed.positions, whole.positions, atol=1e-8)
+    # a torn Hessian file (killed while ASE wrote it) costs the Hessian, not the steps
+    torn = tmp_path / "torn.json"
+    relax(atoms, factory, fmax=0.05, steps=7, checkpoint=torn)
+    torn.with_suffix(".bfgs.json").write_text('{"hessian": [')
+    assert relax(atoms, factory, fmax=0.05, steps=10, checkpoint=torn)[2] == 10

@@ -329,13 +329,34 @@ def _rmsd(a: Atoms, b: Atoms) -> float:
 
 
 def relax(atoms: Atoms, factory: CalculatorFactory, fmax: float = 0.05,
-          steps: int = 300) -> tuple[Atoms, float, int]:
-    """Relax positions with BFGS; the relaxed copy, its energy (eV) and the steps taken."""
+          steps: int = 300, checkpoint: str | Path | None = None) -> tuple[Atoms, float, int]:
+    """Relax positions with BFGS; the relaxed copy, its energy (eV) and the steps taken.
+
+    With ``checkpoint`` (a JSON file) the positions and the step count are written atomically
+    after every step, and BFGS keeps its Hessian beside them (ASE's restart file,
+    ``*.bfgs.json``): a killed relaxation resumes from its last step on the same path
+    instead of from the start, at the cost of one repeated force call.  A reference
+    relaxation with plane-wave DFT takes hours, so this is what makes Table 1 survivable.
+    """
     work = bare_structure(atoms)
+    done, restart = 0, None
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        restart = checkpoint.with_suffix(".bfgs.json")
+        try:
+            saved = json.loads(checkpoint.read_text())
+            work.positions = np.array(saved["positions"]).reshape(len(work), 3)
+            done = int(saved["steps"])
+            json.loads(restart.read_text())  # ASE's own dump is not atomic: drop a torn one
+        except (OSError, ValueError, KeyError, TypeError):
+            restart.unlink(missing_ok=True)  # start afresh, or keep the steps but not H
     work.calc = factory(work)
-    opt = BFGS(work, logfile=None)
-    opt.run(fmax=fmax, steps=steps)
-    return work, _free_energy(work), opt.nsteps
+    opt = BFGS(work, logfile=None, restart=None if restart is None else str(restart))
+    if checkpoint is not None:
+        opt.attach(lambda: write_json(checkpoint, {"positions": work.positions,
+                                                   "steps": done + opt.nsteps}))
+    opt.run(fmax=fmax, steps=max(steps - done, 0))
+    return work, _free_energy(work), done + opt.nsteps
 
 
 def relax_comparison(structures: Sequence[Atoms], model: CalculatorFactory,
@@ -440,7 +461,8 @@ def validate(model: str | Path, config: ValidateConfig | None = None,
     The reference results are the expensive half, so each is stored as soon as it exists
     and reused by later runs (a killed run resumes; another model costs no reference work):
     energies of the checks in ``workdir/energies-<hash of the reference>.json``, relaxed
-    structures in ``workdir/reference.json``.  The whole result goes to
+    structures in ``workdir/reference.json``, and a relaxation in progress after every step
+    in ``workdir/reference-relax/``.  The whole result goes to
     ``workdir/validation.json`` and Markdown tables to ``validation.md``.
     """
     config = config or ValidateConfig()
@@ -475,10 +497,13 @@ def validate(model: str | Path, config: ValidateConfig | None = None,
         finished = cached.setdefault("relaxed", [])
         if config.cached_reference:
             structures = structures[:len(finished)]
-        for atoms in structures[len(finished):]:  # an interrupted run resumes here
-            relaxed, e, n = relax(atoms, ref_factory, config.fmax, config.steps)
+        for i, atoms in enumerate(structures[len(finished):], start=len(finished)):
+            checkpoint = workdir / "reference-relax" / f"{key}-{i}.json"  # resumes mid-way
+            relaxed, e, n = relax(atoms, ref_factory, config.fmax, config.steps, checkpoint)
             finished.append({"positions": relaxed.positions.tolist(), "energy": e, "steps": n})
             write_json(cache_path, {**cache, key: cached})
+            checkpoint.unlink(missing_ok=True)
+            checkpoint.with_suffix(".bfgs.json").unlink(missing_ok=True)
         reference_relaxed = []
         for atoms, done in zip(structures, cached["relaxed"], strict=True):
             relaxed = atoms.copy()
