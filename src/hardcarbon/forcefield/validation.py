@@ -19,9 +19,11 @@ for a given structure, since GPAW's k-point mesh depends on the cell.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+import multiprocessing
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,8 @@ from ase.optimize import BFGS
 from pydantic import Field
 
 from hardcarbon.errors import InputError
-from hardcarbon.forcefield.labelling import LabelConfig, kpoint_mesh
+from hardcarbon.executors import dask_client
+from hardcarbon.forcefield.labelling import LabelConfig, kpoint_mesh, pin_threads
 from hardcarbon.settings import Settings
 from hardcarbon.storage import atomic_write, bare_structure, structure_key, write_json
 
@@ -422,6 +425,46 @@ def _edge_cell(kind: str) -> Atoms:
     return cell
 
 
+def _reference_relaxation(atoms: Atoms, reference: LabelConfig, log_dir: Path, fmax: float,
+                          steps: int, checkpoint: Path) -> dict[str, Any]:
+    """One Table 1 relaxation with the reference, in a worker (see :func:`relax`)."""
+    pin_threads()
+    relaxed, e, n = relax(atoms, reference_factory(reference, log_dir), fmax, steps, checkpoint)
+    checkpoint.unlink(missing_ok=True)
+    checkpoint.with_suffix(".bfgs.json").unlink(missing_ok=True)
+    return {"positions": relaxed.positions.tolist(), "energy": e, "steps": n}
+
+
+def reference_relaxations(structures: Sequence[Atoms], indices: Sequence[int],
+                          config: ValidateConfig, workdir: Path, key: str
+                          ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Relax ``structures[i]`` for each of ``indices`` with ``config.reference``, in parallel.
+
+    They run where labelling runs: ``config.reference.workers`` local processes with one
+    BLAS thread each, or the Dask cluster of ``config.reference.executor`` (``workdir`` on a
+    shared file system).  Yields ``(i, {"positions", "energy", "steps"})`` as each finishes;
+    each relaxation checkpoints in ``workdir/reference-relax/`` and resumes from there.
+    """
+    jobs = {i: (structures[i], config.reference, workdir / "reference-logs" / f"table1-{i}",
+                config.fmax, config.steps, workdir / "reference-relax" / f"{key}-{i}.json")
+            for i in indices}
+    if config.reference.executor.kind != "local":
+        from distributed import as_completed
+
+        with dask_client(config.reference.executor) as client:
+            futures = {client.submit(_reference_relaxation, *job, pure=False): i
+                       for i, job in jobs.items()}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        return
+    with cf.ProcessPoolExecutor(min(config.reference.workers, len(jobs)),
+                                initializer=pin_threads,
+                                mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_reference_relaxation, *job): i for i, job in jobs.items()}
+        for future in cf.as_completed(futures):
+            yield futures[future], future.result()
+
+
 # --------------------------------------------------------------------------------------------
 # the validation command
 
@@ -494,21 +537,20 @@ def validate(model: str | Path, config: ValidateConfig | None = None,
         result["checks"] = {**checks, "comparison": compare_checks(checks)}
     if config.relax:
         structures = table1_structures(config.seed, config.max_atoms)
-        finished = cached.setdefault("relaxed", [])
-        if config.cached_reference:
-            structures = structures[:len(finished)]
-        for i, atoms in enumerate(structures[len(finished):], start=len(finished)):
-            checkpoint = workdir / "reference-relax" / f"{key}-{i}.json"  # resumes mid-way
-            relaxed, e, n = relax(atoms, ref_factory, config.fmax, config.steps, checkpoint)
-            finished.append({"positions": relaxed.positions.tolist(), "energy": e, "steps": n})
-            write_json(cache_path, {**cache, key: cached})
-            checkpoint.unlink(missing_ok=True)
-            checkpoint.with_suffix(".bfgs.json").unlink(missing_ok=True)
+        finished = cached.setdefault("relaxed", {})  # by index: they finish in any order
+        todo = [i for i in range(len(structures)) if str(i) not in finished]
+        if todo and not config.cached_reference:
+            for i, done in reference_relaxations(structures, todo, config, workdir, key):
+                finished[str(i)] = done
+                write_json(cache_path, {**cache, key: cached})
+        table = [i for i in range(len(structures)) if str(i) in finished]
         reference_relaxed = []
-        for atoms, done in zip(structures, cached["relaxed"], strict=True):
-            relaxed = atoms.copy()
-            relaxed.positions = np.array(done["positions"])
-            reference_relaxed.append((relaxed, done["energy"], done["steps"]))
+        for i in table:
+            relaxed = structures[i].copy()
+            relaxed.positions = np.array(finished[str(i)]["positions"])
+            reference_relaxed.append((relaxed, finished[str(i)]["energy"],
+                                      finished[str(i)]["steps"]))
+        structures = [structures[i] for i in table]
         result["table1"] = relax_comparison(structures, model_factory, None, config.fmax,
                                             config.steps, reference_relaxed)
     write_json(workdir / "validation.json", result)
