@@ -538,6 +538,8 @@ def validate(model: str | Path, config: ValidateConfig | None = None,
     if config.relax:
         structures = table1_structures(config.seed, config.max_atoms)
         finished = cached.setdefault("relaxed", {})  # by index: they finish in any order
+        if isinstance(finished, list):  # caches written before session 11: a list, in order
+            finished = cached["relaxed"] = {str(i): r for i, r in enumerate(finished)}
         todo = [i for i in range(len(structures)) if str(i) not in finished]
         if todo and not config.cached_reference:
             for i, done in reference_relaxations(structures, todo, config, workdir, key):
