@@ -430,9 +430,12 @@ def _reference_relaxation(atoms: Atoms, reference: LabelConfig, log_dir: Path, f
     """One Table 1 relaxation with the reference, in a worker (see :func:`relax`)."""
     pin_threads()
     relaxed, e, n = relax(atoms, reference_factory(reference, log_dir), fmax, steps, checkpoint)
-    checkpoint.unlink(missing_ok=True)
-    checkpoint.with_suffix(".bfgs.json").unlink(missing_ok=True)
     return {"positions": relaxed.positions.tolist(), "energy": e, "steps": n}
+
+
+def _checkpoint(workdir: Path, key: str, index: int) -> Path:
+    """Checkpoint of Table 1's reference relaxation ``index`` (see :func:`relax`)."""
+    return workdir / "reference-relax" / f"{key}-{index}.json"
 
 
 def reference_relaxations(structures: Sequence[Atoms], indices: Sequence[int],
@@ -446,7 +449,7 @@ def reference_relaxations(structures: Sequence[Atoms], indices: Sequence[int],
     each relaxation checkpoints in ``workdir/reference-relax/`` and resumes from there.
     """
     jobs = {i: (structures[i], config.reference, workdir / "reference-logs" / f"table1-{i}",
-                config.fmax, config.steps, workdir / "reference-relax" / f"{key}-{i}.json")
+                config.fmax, config.steps, _checkpoint(workdir, key, i))
             for i in indices}
     if config.reference.executor.kind != "local":
         from distributed import as_completed
@@ -545,6 +548,9 @@ def validate(model: str | Path, config: ValidateConfig | None = None,
             for i, done in reference_relaxations(structures, todo, config, workdir, key):
                 finished[str(i)] = done
                 write_json(cache_path, {**cache, key: cached})
+                checkpoint = _checkpoint(workdir, key, i)  # dropped only once cached
+                checkpoint.unlink(missing_ok=True)
+                checkpoint.with_suffix(".bfgs.json").unlink(missing_ok=True)
         table = [i for i in range(len(structures)) if str(i) in finished]
         reference_relaxed = []
         for i in table:
