@@ -1,19 +1,63 @@
-"""Labelling on a Dask cluster, and the batch-job scripts of dask-jobqueue."""
+"""Jobs on a local pool or a Dask cluster, labelling there, and dask-jobqueue's batch scripts."""
 
 from __future__ import annotations
 
 import importlib.util
+import math
+import os
 
 import pytest
 from ase.build import bulk
 
 from hardcarbon import InputError
-from hardcarbon.executors import ExecutorConfig, dask_client, jobqueue_cluster
+from hardcarbon.executors import (
+    ExecutorConfig,
+    completed,
+    dask_client,
+    jobqueue_cluster,
+    open_executor,
+)
 from hardcarbon.forcefield.labelling import LabelConfig, label_structures
 
 NEEDS_DASK = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("distributed", "dask_jobqueue")),
     reason="the cluster extra (Dask) is not installed")
+
+
+def _job(x: float) -> tuple[float, str | None]:
+    """A job: its value, and the thread count the worker was pinned to."""
+    if x < 0:
+        raise ValueError(f"negative input {x}")
+    return math.sqrt(x), os.environ.get("OMP_NUM_THREADS")
+
+
+def _run(config: ExecutorConfig) -> dict:
+    jobs = {f"job{i}": (float(x),) for i, x in enumerate((4, 9, -1, 16))}
+    out = {}
+    with open_executor(config, workers=2) as where:
+        for key, future in completed(_job, jobs, where):
+            try:
+                out[key] = future.result()
+            except ValueError as exc:
+                out[key] = str(exc)
+    return out
+
+
+def test_local_jobs_come_back_by_key_in_pinned_workers():
+    out = _run(ExecutorConfig())
+    assert out == {"job0": (2.0, "1"), "job1": (3.0, "1"), "job2": "negative input -1.0",
+                   "job3": (4.0, "1")}
+
+
+@NEEDS_DASK
+def test_dask_jobs_come_back_by_key_like_local_ones():
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        out = _run(ExecutorConfig(kind="dask", address=cluster.scheduler_address))
+    assert {k: v if isinstance(v, str) else v[0] for k, v in out.items()} == {
+        "job0": 2.0, "job1": 3.0, "job2": "negative input -1.0", "job3": 4.0}
 
 
 @NEEDS_DASK

@@ -1,9 +1,10 @@
 """Where independent jobs run: local processes by default, Dask on a cluster.
 
 :class:`ExecutorConfig` is the ``executor`` section of the configs whose jobs are independent
-(labelling).  ``kind``:
+(labelling, the reference relaxations of validation).  ``kind``:
 
-* ``"local"``: a process pool on this machine (the caller's own default);
+* ``"local"``: a ``spawn`` process pool on this machine, each worker pinned to one
+  BLAS/OpenMP thread (:func:`local_pool`);
 * ``"dask"``: an existing Dask scheduler, by ``address`` (``tcp://host:8786``) or by the path
   of its scheduler file (``dask scheduler --scheduler-file``);
 * ``"slurm"``, ``"pbs"``, ``"sge"``, ``"lsf"``: batch jobs started by dask-jobqueue, each a
@@ -13,13 +14,19 @@
   and ``jobs`` how many batch jobs to request.
 
 Dask ships in the ``cluster`` extra: ``pip install 'hardcarbon[cluster]'``.
+
+:func:`open_executor` opens either kind, and :func:`completed` submits jobs to it and yields them
+as they finish, so a caller writes each result the moment it exists.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import importlib.util
-from collections.abc import Iterator
+import multiprocessing
+import os
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +38,9 @@ from hardcarbon.settings import Settings
 _JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster",
              "lsf": "LSFCluster"}
 _INSTALL = "Dask is not installed: pip install 'hardcarbon[cluster]'"
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+_LIMITS: Any = None
 
 
 class ExecutorConfig(Settings):
@@ -91,3 +101,65 @@ def dask_client(config: ExecutorConfig) -> Iterator[Any]:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def pin_threads() -> None:
+    """One BLAS/OpenMP thread in this process (worker initializer; tasks may call it too).
+
+    The environment variables act on libraries loaded later (GPAW's OpenBLAS, torch);
+    threadpoolctl, when installed, limits those already loaded (numpy's OpenBLAS).
+    """
+    global _LIMITS
+    for var in _THREAD_VARS:
+        os.environ[var] = "1"
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    _LIMITS = threadpool_limits(limits=1)
+
+
+def local_pool(workers: int) -> cf.ProcessPoolExecutor:
+    """``workers`` fresh (``spawn``) processes, each pinned to one BLAS/OpenMP thread."""
+    return cf.ProcessPoolExecutor(max_workers=workers, initializer=pin_threads,
+                                  mp_context=multiprocessing.get_context("spawn"))
+
+
+@contextlib.contextmanager
+def open_executor(config: ExecutorConfig, workers: int) -> Iterator[Any]:
+    """Where ``config`` says jobs run: a :func:`local_pool` of ``workers``, or a Dask client.
+
+    Either is shut down on exit.  ``workers`` matters only for ``kind="local"``.
+    """
+    if config.kind == "local":
+        with local_pool(workers) as pool:
+            yield pool
+    else:
+        with dask_client(config) as client:
+            yield client
+
+
+def completed(fn: Callable[..., Any], jobs: Mapping[Hashable, Sequence[Any]], where: Any
+              ) -> Iterator[tuple[Hashable, Any]]:
+    """Submit ``fn(*args)`` for each ``key: args`` of ``jobs`` to ``where``.
+
+    ``where`` is anything with ``submit(fn, *args)`` returning a future (a process pool, a
+    ``dask.distributed.Client``).  Yields ``(key, future)`` in the order the jobs finish;
+    ``future.result()`` returns the value or raises the job's exception.
+    """
+    futures = {where.submit(fn, *args): key for key, args in jobs.items()}
+    for future in _as_completed(list(futures)):
+        yield futures[future], future
+
+
+def _as_completed(futures: list[Any]) -> Iterator[Any]:
+    if all(isinstance(f, cf.Future) for f in futures):
+        return cf.as_completed(futures)
+    try:
+        from distributed import as_completed
+    except ImportError:
+        return iter(futures)
+    try:
+        return iter(as_completed(futures))
+    except Exception:  # futures of another kind: wait for them in order
+        return iter(futures)

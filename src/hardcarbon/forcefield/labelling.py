@@ -33,14 +33,13 @@ import importlib.util
 import inspect
 import json
 import logging
-import multiprocessing
 import os
 import re
 import time
 import traceback
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +53,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from pydantic import ConfigDict, Field, field_validator
 
 from hardcarbon.errors import InputError
-from hardcarbon.executors import ExecutorConfig, dask_client
+from hardcarbon.executors import ExecutorConfig, completed, local_pool, open_executor, pin_threads
 from hardcarbon.settings import Settings
 from hardcarbon.storage import atomic_write, bare_structure, read_structure, write_structure
 
@@ -66,8 +65,6 @@ CALCULATORS: tuple[str, ...] = ("gpaw", "sevenn", "vasp", "emt")
 #: File in the label folder that lists the structures whose calculation failed.
 FAILED_FILE = "failed.jsonl"
 
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _AXES = "xyz"
 # info keys that ASE's extxyz reader would turn into calculator results
@@ -384,24 +381,7 @@ def reference_calculator(config: LabelConfig, atoms: Atoms, log_path: str | Path
 # --------------------------------------------------------------------------------------------
 # worker side
 
-_LIMITS: Any = None
 _SEVENNET: dict[tuple[str, str], tuple[Any, str]] = {}
-
-
-def pin_threads() -> None:
-    """One BLAS/OpenMP thread in this process (worker initializer; also run by every task).
-
-    The environment variables act on libraries loaded later (GPAW's OpenBLAS, torch);
-    threadpoolctl, when installed, limits those already loaded (numpy's OpenBLAS).
-    """
-    global _LIMITS
-    for var in _THREAD_VARS:
-        os.environ[var] = "1"
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
-    _LIMITS = threadpool_limits(limits=1)
 
 
 def _make_calculator(config: LabelConfig, atoms: Atoms, log_path: Path) -> tuple[Any, str]:
@@ -585,11 +565,11 @@ def label_structures(structures: Sequence[Atoms], config: LabelConfig | None = N
              len(structures), folder, len(structures) - len(todo))
 
     jobs = list(todo.values())
-    if jobs and executor is None and config.executor.kind != "local":
-        with dask_client(config.executor) as client:
-            _run_external(jobs, config, folder, client)
+    if jobs and executor is None and config.executor.kind == "local":
+        _run_own_pool(jobs, config, folder)  # recovers from dead workers
     elif jobs and executor is None:
-        _run_own_pool(jobs, config, folder)
+        with open_executor(config.executor, config.workers) as where:
+            _run_external(jobs, config, folder, where)
     elif jobs:
         _run_external(jobs, config, folder, executor)
 
@@ -625,11 +605,6 @@ def _failed_names(folder: Path) -> set[str]:
     return names
 
 
-def _new_pool(workers: int) -> cf.ProcessPoolExecutor:
-    return cf.ProcessPoolExecutor(max_workers=workers, initializer=pin_threads,
-                                  mp_context=multiprocessing.get_context("spawn"))
-
-
 def _run_own_pool(jobs: list[_Job], config: LabelConfig, folder: Path) -> None:
     """At most ``workers`` structures in flight, so a dead worker affects only those.
 
@@ -639,7 +614,7 @@ def _run_own_pool(jobs: list[_Job], config: LabelConfig, folder: Path) -> None:
     """
     queue = deque(jobs)
     workers = min(config.workers, len(jobs))
-    pool = _new_pool(workers)
+    pool = local_pool(workers)
     running: dict[cf.Future, _Job] = {}
     try:
         while queue or running:
@@ -666,7 +641,7 @@ def _run_own_pool(jobs: list[_Job], config: LabelConfig, folder: Path) -> None:
             if not crashed:
                 continue
             pool.shutdown(wait=True, cancel_futures=True)
-            pool = _new_pool(workers)
+            pool = local_pool(workers)
             if len(crashed) == 1:
                 _record(crashed[0], {"status": "failed", "reason": (
                     "worker process died (killed for memory, or a crash in compiled code); "
@@ -679,28 +654,14 @@ def _run_own_pool(jobs: list[_Job], config: LabelConfig, folder: Path) -> None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_external(jobs: list[_Job], config: LabelConfig, folder: Path, executor: Any) -> None:
-    futures = {executor.submit(label_one, job.atoms, config, job.path): job for job in jobs}
-    for future in _as_completed(list(futures)):
-        job = futures[future]
+def _run_external(jobs: list[_Job], config: LabelConfig, folder: Path, where: Any) -> None:
+    for job, future in completed(label_one, {job: (job.atoms, config, job.path)
+                                             for job in jobs}, where):
         try:
             result = future.result()
         except Exception as exc:  # e.g. dask's KilledWorker
             result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
         _record(job, result, config, folder)
-
-
-def _as_completed(futures: list[Any]) -> Iterator[Any]:
-    if all(isinstance(f, cf.Future) for f in futures):
-        return cf.as_completed(futures)
-    try:
-        from distributed import as_completed
-    except ImportError:
-        return iter(futures)
-    try:
-        return iter(as_completed(futures))
-    except Exception:  # not dask futures
-        return iter(futures)
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,10 +19,8 @@ for a given structure, since GPAW's k-point mesh depends on the cell.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import hashlib
 import json
-import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,8 +33,8 @@ from ase.optimize import BFGS
 from pydantic import Field
 
 from hardcarbon.errors import InputError
-from hardcarbon.executors import dask_client
-from hardcarbon.forcefield.labelling import LabelConfig, kpoint_mesh, pin_threads
+from hardcarbon.executors import completed, open_executor, pin_threads
+from hardcarbon.forcefield.labelling import LabelConfig, kpoint_mesh
 from hardcarbon.settings import Settings
 from hardcarbon.storage import atomic_write, bare_structure, structure_key, write_json
 
@@ -451,21 +449,10 @@ def reference_relaxations(structures: Sequence[Atoms], indices: Sequence[int],
     jobs = {i: (structures[i], config.reference, workdir / "reference-logs" / f"table1-{i}",
                 config.fmax, config.steps, _checkpoint(workdir, key, i))
             for i in indices}
-    if config.reference.executor.kind != "local":
-        from distributed import as_completed
-
-        with dask_client(config.reference.executor) as client:
-            futures = {client.submit(_reference_relaxation, *job, pure=False): i
-                       for i, job in jobs.items()}
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        return
-    with cf.ProcessPoolExecutor(min(config.reference.workers, len(jobs)),
-                                initializer=pin_threads,
-                                mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_reference_relaxation, *job): i for i, job in jobs.items()}
-        for future in cf.as_completed(futures):
-            yield futures[future], future.result()
+    workers = min(config.reference.workers, len(jobs))
+    with open_executor(config.reference.executor, workers) as where:
+        for i, future in completed(_reference_relaxation, jobs, where):
+            yield i, future.result()
 
 
 # --------------------------------------------------------------------------------------------
