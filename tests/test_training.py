@@ -6,7 +6,6 @@ import importlib.util
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import ase.io
@@ -94,14 +93,12 @@ def labelled(tmp_path_factory) -> list[Atoms]:
 
 
 @pytest.fixture(scope="module")
-def trained(labelled, tmp_path_factory) -> tuple[Path, float]:
-    """A tiny NEP trained with neppo on the CPU; the run directory and its wall time."""
+def trained(labelled, tmp_path_factory) -> Path:
+    """A tiny NEP trained with neppo on the CPU; the run directory."""
     workdir = tmp_path_factory.mktemp("nep")
-    start = time.perf_counter()
     model = train_nep(labelled, TrainConfig(**TINY), workdir)
-    seconds = time.perf_counter() - start
     assert model == workdir / "nep.txt"
-    return workdir, seconds
+    return workdir
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,8 +108,7 @@ def trained(labelled, tmp_path_factory) -> tuple[Path, float]:
 @pytest.mark.slow
 @NEEDS_TRAINING
 def test_tiny_neppo_run_learns_and_loads_in_calorine(trained, labelled):
-    workdir, seconds = trained
-    assert seconds < 60
+    workdir = trained
     for name in ("nep.in", "train.xyz", "test.xyz", "loss.out", "nep.txt", STATE_FILE):
         assert (workdir / name).is_file(), name
     assert (workdir / "nep.txt").read_text().startswith("nep4 2 C Na\n")
@@ -146,17 +142,15 @@ def test_tiny_neppo_run_learns_and_loads_in_calorine(trained, labelled):
     assert rmse["force_train"] < 0.8 * 1000 * np.sqrt(np.mean(forces**2))  # RMS: 1.2 eV/Å
 
     # a rerun with the same inputs returns the finished model without training
-    stamp = (workdir / "nep.txt").stat().st_mtime_ns
-    start = time.perf_counter()
+    stamps = {name: (workdir / name).stat().st_mtime_ns for name in ("nep.txt", "loss.out")}
     assert train_nep(labelled, TrainConfig(**TINY), workdir) == workdir / "nep.txt"
-    assert time.perf_counter() - start < 5
-    assert (workdir / "nep.txt").stat().st_mtime_ns == stamp
+    assert {name: (workdir / name).stat().st_mtime_ns for name in stamps} == stamps
 
 
 @pytest.mark.slow
 @NEEDS_TRAINING
 def test_evaluation_per_family_plots_and_map(trained, labelled, tmp_path):
-    workdir, _ = trained
+    workdir = trained
     results = evaluate_model(workdir / "nep.txt", workdir / "test.xyz")
     overall = results["overall"]
     assert results["model"] == f"NEP ({workdir / 'nep.txt'})"
@@ -279,7 +273,7 @@ def test_gpumd_engine_runs_nep_and_resumes_from_restart(trained, labelled, tmp_p
     fake.write_text(FAKE_NEP.format(python=sys.executable))
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_NEP_MODEL", str(trained[0] / "nep.txt"))
+    monkeypatch.setenv("FAKE_NEP_MODEL", str(trained / "nep.txt"))
     monkeypatch.setenv("FAKE_NEP_CRASH_AT", "200")
     config = TrainConfig(**{**TINY, "engine": "auto", "generation": 300, "population": 10})
     run = tmp_path / "run"
@@ -295,7 +289,7 @@ def test_gpumd_engine_runs_nep_and_resumes_from_restart(trained, labelled, tmp_p
     assert [int(r["step"]) for r in read_loss(run / "loss.out")] == [100, 200, 300]
     assert training_rmse(run) == {"energy_train": 50.0, "force_train": 500.0,
                                   "energy_test": 60.0, "force_test": 600.0}
-    assert model.read_bytes() == (trained[0] / "nep.txt").read_bytes()
+    assert model.read_bytes() == (trained / "nep.txt").read_bytes()
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,7 +443,7 @@ def test_unreadable_model_is_one_line(tmp_path):
 @NEEDS_TRAINING
 def test_corrupt_or_unsuitable_model_is_one_line(tmp_path, trained):
     structures = [_with_labels(bulk("Na", "bcc", a=4.2, cubic=True))]
-    good = trained[0] / "nep.txt"
+    good = trained / "nep.txt"
     lines = good.read_text().splitlines()
     truncated = tmp_path / "truncated.txt"
     truncated.write_text("\n".join(lines[: len(lines) // 2]) + "\n")
@@ -474,7 +468,7 @@ def test_corrupt_or_unsuitable_model_is_one_line(tmp_path, trained):
 @pytest.mark.slow
 @NEEDS_TRAINING
 def test_fine_tuning_starts_from_the_initial_model(trained, labelled, tmp_path):
-    workdir, _ = trained
+    workdir = trained
     start = workdir / "nep.txt"
     settings = dict(TINY, steps=100, neuron=50, cutoff=(5.0, 3.5),
                     learning_rate=(1e-3, 1e-4), initial_model=start)
