@@ -30,6 +30,19 @@ from hardcarbon.forcefield.validation import (
 PRETRAINED = Path(__file__).parents[1] / "data" / "models" / "pretrain-sevenn-v0" / "nep.txt"
 
 
+def edge_shy_nep(model_filename: str):
+    """The NEP model as a reference that fails on the zigzag edge (C18Na), as SCF can."""
+    from calorine.calculators import CPUNEP
+
+    class EdgeShy(CPUNEP):
+        def calculate(self, atoms=None, properties=None, system_changes=None):
+            if atoms is not None and atoms.get_chemical_formula() == "C18Na":
+                raise RuntimeError("SCF did not converge in 333 iterations")
+            super().calculate(atoms, properties, system_changes)
+
+    return EdgeShy(model_filename)
+
+
 def test_check_structures_have_the_right_stoichiometry():
     assert intercalated_graphite("NaC6", 4.5).get_chemical_formula() == "C6Na"
     assert intercalated_graphite("NaC8", 4.5).get_chemical_formula() == "C8Na"
@@ -206,3 +219,17 @@ def test_killed_relaxation_resumes_where_it_stopped(tmp_path):
     relax(atoms, factory, fmax=0.05, steps=7, checkpoint=torn)
     torn.with_suffix(".bfgs.json").write_text('{"hessian": [')
     assert relax(atoms, factory, fmax=0.05, steps=10, checkpoint=torn)[2] == 10
+
+
+def test_a_failed_reference_relaxation_leaves_the_others_in_table1(tmp_path):
+    reference = LabelConfig(calculator="test_validation:edge_shy_nep", workers=2,
+                            factory_kwargs={"model_filename": str(PRETRAINED)})
+    config = ValidateConfig(reference=reference, checks=False, max_atoms=40, steps=10)
+    result = validate(PRETRAINED, config, tmp_path)
+    assert len(result["table1"]) == 5
+    assert "zigzag_edge_Na" not in {row["structure"] for row in result["table1"]}
+    assert result["table1_failed"] == {
+        "zigzag_edge_Na": "RuntimeError: SCF did not converge in 333 iterations"}
+    assert "relaxation of zigzag_edge_Na failed" in (tmp_path / "validation.md").read_text()
+    cache = json.loads((tmp_path / "reference.json").read_text())
+    assert sorted(next(iter(cache.values()))["relaxed"]) == ["0", "1", "2", "3", "5"]

@@ -381,7 +381,7 @@ def relax_comparison(structures: Sequence[Atoms], model: CalculatorFactory,
             zip(structures, reference_relaxed, strict=True)):
         mod, e_mod, n_mod = relax(atoms, model, fmax, steps)
         n = len(atoms)
-        rows.append({"structure": str(atoms.info.get("config_type", f"structure_{i}")),
+        rows.append({"structure": _name(atoms, i),
                      "atoms": n, "reference_eV_per_atom": round(e_ref / n, 5),
                      "model_eV_per_atom": round(e_mod / n, 5),
                      "relative_error_percent": round(100 * abs(e_mod - e_ref) / abs(e_ref), 4),
@@ -431,6 +431,11 @@ def _reference_relaxation(atoms: Atoms, reference: LabelConfig, log_dir: Path, f
     return {"positions": relaxed.positions.tolist(), "energy": e, "steps": n}
 
 
+def _name(atoms: Atoms, index: int) -> str:
+    """A Table 1 structure's name: its ``config_type``."""
+    return str(atoms.info.get("config_type", f"structure_{index}"))
+
+
 def _checkpoint(workdir: Path, key: str, index: int) -> Path:
     """Checkpoint of Table 1's reference relaxation ``index`` (see :func:`relax`)."""
     return workdir / "reference-relax" / f"{key}-{index}.json"
@@ -443,8 +448,10 @@ def reference_relaxations(structures: Sequence[Atoms], indices: Sequence[int],
 
     They run where labelling runs: ``config.reference.workers`` local processes with one
     BLAS thread each, or the Dask cluster of ``config.reference.executor`` (``workdir`` on a
-    shared file system).  Yields ``(i, {"positions", "energy", "steps"})`` as each finishes;
-    each relaxation checkpoints in ``workdir/reference-relax/`` and resumes from there.
+    shared file system).  Yields ``(i, {"positions", "energy", "steps"})`` as each finishes,
+    or ``(i, {"error": reason})`` when it raised (an SCF failure, a lost worker): one failure
+    does not stop the others.  Each relaxation checkpoints in ``workdir/reference-relax/`` and
+    resumes from there.
     """
     jobs = {i: (structures[i], config.reference, workdir / "reference-logs" / f"table1-{i}",
                 config.fmax, config.steps, _checkpoint(workdir, key, i))
@@ -452,7 +459,10 @@ def reference_relaxations(structures: Sequence[Atoms], indices: Sequence[int],
     workers = min(config.reference.workers, len(jobs))
     with open_executor(config.reference.executor, workers) as where:
         for i, future in completed(_reference_relaxation, jobs, where):
-            yield i, future.result()
+            try:
+                yield i, future.result()
+            except Exception as exc:  # as labelling: one structure's failure is its own
+                yield i, {"error": f"{type(exc).__name__}: {exc}"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -531,8 +541,12 @@ def validate(model: str | Path, config: ValidateConfig | None = None,
         if isinstance(finished, list):  # caches written before session 11: a list, in order
             finished = cached["relaxed"] = {str(i): r for i, r in enumerate(finished)}
         todo = [i for i in range(len(structures)) if str(i) not in finished]
+        failed: dict[str, str] = {}
         if todo and not config.cached_reference:
             for i, done in reference_relaxations(structures, todo, config, workdir, key):
+                if "error" in done:  # not cached: a rerun tries it again from its checkpoint
+                    failed[_name(structures[i], i)] = done["error"]
+                    continue
                 finished[str(i)] = done
                 write_json(cache_path, {**cache, key: cached})
                 checkpoint = _checkpoint(workdir, key, i)  # dropped only once cached
@@ -548,6 +562,8 @@ def validate(model: str | Path, config: ValidateConfig | None = None,
         structures = [structures[i] for i in table]
         result["table1"] = relax_comparison(structures, model_factory, None, config.fmax,
                                             config.steps, reference_relaxed)
+        if failed:
+            result["table1_failed"] = failed
     write_json(workdir / "validation.json", result)
     atomic_write(workdir / "validation.md", lambda tmp: tmp.write_text(markdown(result)))
     return result
@@ -575,4 +591,7 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {row['structure']} | {row['atoms']} | "
                          f"{row['reference_eV_per_atom']:.4f} | {row['model_eV_per_atom']:.4f}"
                          f" | {row['relative_error_percent']:.3f} | {row['rmsd_A']:.3f} |")
+    for name, reason in result.get("table1_failed", {}).items():
+        lines.append(f"\nNot in Table 1: the reference relaxation of {name} failed ({reason}); "
+                     "a rerun tries it again.")
     return "\n".join(lines) + "\n"
