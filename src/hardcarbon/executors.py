@@ -139,6 +139,12 @@ def open_executor(config: ExecutorConfig, workers: int) -> Iterator[Any]:
             yield client
 
 
+def failure_reason(exc: BaseException) -> str:
+    """One line naming a job's failure: the exception type and the first line of its message."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
 def completed(fn: Callable[..., Any], jobs: Mapping[Hashable, Sequence[Any]], where: Any
               ) -> Iterator[tuple[Hashable, Any]]:
     """Submit ``fn(*args)`` for each ``key: args`` of ``jobs`` to ``where``.

@@ -53,7 +53,14 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from pydantic import ConfigDict, Field, field_validator
 
 from hardcarbon.errors import InputError
-from hardcarbon.executors import ExecutorConfig, completed, local_pool, open_executor, pin_threads
+from hardcarbon.executors import (
+    ExecutorConfig,
+    completed,
+    failure_reason,
+    local_pool,
+    open_executor,
+    pin_threads,
+)
 from hardcarbon.settings import Settings
 from hardcarbon.storage import atomic_write, bare_structure, read_structure, write_structure
 
@@ -508,9 +515,8 @@ def label_one(atoms: Atoms, config: LabelConfig, path: str | Path) -> dict[str, 
         work.info["d3_energy"] = d3_energy
         write_structure(path, work)
     except Exception as exc:  # a label run must survive any failure of one structure
-        lines = str(exc).strip().splitlines()
-        reason = f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-        return {"status": "failed", "reason": reason, "seconds": time.perf_counter() - start,
+        return {"status": "failed", "reason": failure_reason(exc),
+                "seconds": time.perf_counter() - start,
                 "traceback": traceback.format_exc(limit=-3)}
     return {"status": "ok", "seconds": time.perf_counter() - start}
 
@@ -636,7 +642,7 @@ def _run_own_pool(jobs: list[_Job], config: LabelConfig, folder: Path) -> None:
                     crashed.append(job)
                     continue
                 except Exception as exc:  # e.g. a structure that cannot be pickled
-                    result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+                    result = {"status": "failed", "reason": failure_reason(exc)}
                 _record(job, result, config, folder)
             if not crashed:
                 continue
@@ -660,7 +666,7 @@ def _run_external(jobs: list[_Job], config: LabelConfig, folder: Path, where: An
         try:
             result = future.result()
         except Exception as exc:  # e.g. dask's KilledWorker
-            result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+            result = {"status": "failed", "reason": failure_reason(exc)}
         _record(job, result, config, folder)
 
 

@@ -33,7 +33,7 @@ from ase.optimize import BFGS
 from pydantic import Field
 
 from hardcarbon.errors import InputError
-from hardcarbon.executors import completed, open_executor, pin_threads
+from hardcarbon.executors import completed, failure_reason, open_executor, pin_threads
 from hardcarbon.forcefield.labelling import LabelConfig, kpoint_mesh
 from hardcarbon.settings import Settings
 from hardcarbon.storage import atomic_write, bare_structure, structure_key, write_json
@@ -460,9 +460,10 @@ def reference_relaxations(structures: Sequence[Atoms], indices: Sequence[int],
     with open_executor(config.reference.executor, workers) as where:
         for i, future in completed(_reference_relaxation, jobs, where):
             try:
-                yield i, future.result()
+                outcome = future.result()
             except Exception as exc:  # as labelling: one structure's failure is its own
-                yield i, {"error": f"{type(exc).__name__}: {exc}"}
+                outcome = {"error": failure_reason(exc)}
+            yield i, outcome
 
 
 # --------------------------------------------------------------------------------------------
