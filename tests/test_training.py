@@ -414,15 +414,18 @@ def test_weights_by_config_type_reach_the_training_file(tmp_path):
         atoms.info["REF_energy"] = -1.0 * len(atoms)
         atoms.arrays["REF_forces"] = np.zeros((len(atoms), 3))
     cells[0].info["weight"] = 0.5
-    config = TrainConfig(weights={"graphene_Na$": 10.0, "^sodium/": 4.0})
+    config = TrainConfig(weights={"graphene_Na$": 10.0, "^sodium/": 4.0},
+                         energy_weights={"bcc": 5.0})
     weighted = apply_weights(cells, config.weights)
+    weighted = apply_weights(weighted, config.energy_weights, key="energy_weight")
     assert [a.info["config_type"] for a in weighted] == [
         "sodium/fcc", "sodium/bcc", "layered/graphene_Na", "layered/graphene_Na",
         "diamond/bulk", "diamond/bulk"]
     assert [a.info.get("weight", 1.0) for a in weighted] == [2.0, 4.0, 10.0, 10.0, 1.0, 1.0]
     write_training_file(weighted, tmp_path / "train.xyz")
     text = (tmp_path / "train.xyz").read_text()
-    assert text.count("weight=10") == 2 and text.count("weight=4") >= 1
+    assert text.count(" weight=10") == 2 and text.count(" weight=4") >= 1
+    assert text.count("energy_weight=5") == 1  # the bcc cell only
     with pytest.raises(InputError, match=r"weights pattern '\[' is not a regular expression"):
         TrainConfig(weights={"[": 2.0})
     with pytest.raises(InputError, match="must be positive"):

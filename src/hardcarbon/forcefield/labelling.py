@@ -687,7 +687,8 @@ def write_training_file(structures: Sequence[Atoms], path: str | Path) -> Path:
 
     Energies, forces and (where present) stresses become ASE calculator results and are
     written by calorine's ``write_structures``: ``energy=``, ``forces:R:3`` and
-    ``stress=`` (9 components, eV/Å³, ASE sign), plus ``config_type`` and ``weight`` when set.
+    ``stress=`` (9 components, eV/Å³, ASE sign), plus ``config_type``, ``weight`` and
+    ``energy_weight`` when set.
     """
     from ase.calculators.singlepoint import SinglePointCalculator
     from calorine.nep.io import write_structures
@@ -697,7 +698,7 @@ def write_training_file(structures: Sequence[Atoms], path: str | Path) -> Path:
         if "REF_energy" not in atoms.info or "REF_forces" not in atoms.arrays:
             raise InputError(f"structure {i} ({atoms.get_chemical_formula()}) has no "
                              "REF_energy/REF_forces: label it with label_structures first")
-        copy = bare_structure(atoms, info=("config_type", "weight"))
+        copy = bare_structure(atoms, info=("config_type", "weight", "energy_weight"))
         results: dict[str, Any] = {"energy": float(atoms.info["REF_energy"]),
                                    "forces": np.asarray(atoms.arrays["REF_forces"])}
         if "REF_stress" in atoms.info:

@@ -41,7 +41,7 @@ from typing import Any, Literal
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from hardcarbon.errors import InputError
 from hardcarbon.settings import Settings
@@ -133,7 +133,12 @@ class TrainConfig(Settings):
         Structure weights by ``config_type``: each regular expression that matches a
         structure's ``config_type`` (``re.search``) multiplies its GPUMD ``weight``.  Used to
         let a consistent series (one cell, one k-mesh and grid: e.g. a sheet with and without
-        Na) outweigh the label noise between cells of different sizes.
+        Na) outweigh the label noise between cells of different sizes.  GPUMD and neppo square
+        this weight: a factor of 10 counts the structure's errors a hundredfold.
+    energy_weights
+        The same for the GPUMD ``energy_weight`` of a structure, which multiplies its energy
+        error alone (not squared): weights the energies of a series whose energy differences
+        matter (a binding-energy or interlayer scan) without weighting its forces.
     initial_model
         A nep.txt to start from instead of random parameters (fine-tuning, neppo only).  Its
         own species order, cutoffs, descriptor sizes and network width replace the settings
@@ -173,6 +178,8 @@ class TrainConfig(Settings):
     test_fraction: float = Field(0.1, ge=0, lt=1, description="held-out share per family")
     weights: dict[str, float] = Field(default_factory=dict,
                                       description="config_type pattern -> weight factor")
+    energy_weights: dict[str, float] = Field(
+        default_factory=dict, description="config_type pattern -> energy-weight factor")
     initial_model: Path | None = Field(None, description="nep.txt to fine-tune (neppo)")
 
     @field_validator("elements")
@@ -207,17 +214,18 @@ class TrainConfig(Settings):
             raise ValueError(f"need radial 0-16 and angular 0-12, got {size}")
         return size
 
-    @field_validator("weights")
+    @field_validator("weights", "energy_weights")
     @classmethod
-    def _weights(cls, weights: dict[str, float]) -> dict[str, float]:
+    def _weights(cls, weights: dict[str, float], info: ValidationInfo) -> dict[str, float]:
         for pattern, factor in weights.items():
             try:
                 re.compile(pattern)
             except re.error as exc:
-                raise ValueError(f"weights pattern {pattern!r} is not a regular expression "
-                                 f"({exc})") from None
+                raise ValueError(f"{info.field_name} pattern {pattern!r} is not a regular "
+                                 f"expression ({exc})") from None
             if not (math.isfinite(factor) and factor > 0):
-                raise ValueError(f"weights factor of {pattern!r} must be positive, got {factor}")
+                raise ValueError(f"{info.field_name} factor of {pattern!r} must be positive, "
+                                 f"got {factor}")
         return weights
 
     @field_validator("learning_rate")
@@ -247,14 +255,16 @@ class TrainConfig(Settings):
         return DEFAULT_STEPS
 
 
-def apply_weights(structures: list[Atoms], weights: dict[str, float]) -> list[Atoms]:
-    """``structures`` with ``info['weight']`` multiplied by the factor of every pattern of
-    ``weights`` that matches their ``config_type`` (see ``TrainConfig.weights``)."""
+def apply_weights(structures: list[Atoms], weights: dict[str, float], key: str = "weight"
+                  ) -> list[Atoms]:
+    """``structures`` with ``info[key]`` (``"weight"`` or ``"energy_weight"``) multiplied by the
+    factor of every pattern of ``weights`` that matches their ``config_type`` (see
+    ``TrainConfig.weights`` and ``TrainConfig.energy_weights``)."""
     for atoms in structures:
         kind = str(atoms.info.get("config_type", ""))
         for pattern, factor in weights.items():
             if re.search(pattern, kind):
-                atoms.info["weight"] = float(atoms.info.get("weight", 1.0)) * factor
+                atoms.info[key] = float(atoms.info.get(key, 1.0)) * factor
     return structures
 
 
@@ -355,7 +365,7 @@ def _labelled(atoms: Atoms, where: str, detail: str = "") -> Atoms:
     if stress is not None and atoms.pbc.all():
         out.info["REF_stress"] = stress.reshape(9)
     out.info["family"] = family_of(atoms)
-    for key in ("config_type", "weight", "REF_method"):
+    for key in ("config_type", "weight", "energy_weight", "REF_method"):
         if key in atoms.info:
             out.info[key] = atoms.info[key]
     return out
@@ -650,6 +660,7 @@ def train_nep(data: Sequence[Atoms] | str | Path, config: TrainConfig | None = N
 
     config = config or TrainConfig()
     structures = apply_weights(load_training_data(data), config.weights)
+    structures = apply_weights(structures, config.energy_weights, key="energy_weight")
     if config.initial_model is not None:
         config = _with_initial_model(config)
     present = {s for atoms in structures for s in atoms.get_chemical_symbols()}
