@@ -495,6 +495,7 @@ def test_fine_tuning_needs_a_model_file(labelled, tmp_path):
                   tmp_path / "w")
 
 
+@NEEDS_TRAINING
 def test_fine_tuning_keeps_or_refuses_a_zbl_core(random_nep):
     from hardcarbon.forcefield.training import _with_initial_model
 
