@@ -24,7 +24,9 @@ from hardcarbon.forcefield.labelling import (
     collect_labels,
     d3_correction,
     kpoint_mesh,
+    label_filename,
     label_structures,
+    own_kpoint_mesh,
     write_training_file,
 )
 
@@ -221,6 +223,18 @@ def test_kpoint_mesh_gives_one_kpoint_across_vacuum():
     assert kpoint_mesh(graphite, 0.25)[2] == 8
 
 
+def test_own_kpoint_mesh_must_be_three_positive_integers(tmp_path):
+    na = bulk("Na", "bcc", a=4.2)
+    assert own_kpoint_mesh(na) is None
+    na.info["kpts"] = np.array([7, 7, 7])
+    assert own_kpoint_mesh(na) == (7, 7, 7)
+    config = LabelConfig(calculator="emt")
+    assert label_filename(na, config) != label_filename(bulk("Na", "bcc", a=4.2), config)
+    na.info["kpts"] = (7, 7)
+    with pytest.raises(InputError, match=r"info\['kpts'\] must be three positive integers"):
+        label_structures([na], config, tmp_path)
+
+
 @pytest.mark.skipif(not HAVE_DFTD3, reason="dftd3 not installed: run scripts/install-dft.sh")
 def test_d3_leaves_out_na_na_pairs_exactly():
     from ase.calculators.mixing import SumCalculator
@@ -326,6 +340,19 @@ def test_gpaw_labels_tiny_cells(tmp_path):
     np.testing.assert_allclose(stress, stress.T, atol=1e-6)
     assert np.abs(stress).max() < 0.01  # eV/Å³ (1.6 GPa)
     assert not (tmp_path / "pw" / FAILED_FILE).exists()
+
+    # a structure's own mesh (a scan's points share one): the same mesh as the spacing gives
+    # the same label, another mesh another label, in a file of its own
+    assert kpoint_mesh(na, 0.8) == (2, 2, 2)
+    same, other = na.copy(), na.copy()
+    same.info["kpts"] = (2, 2, 2)
+    other.info["kpts"] = (3, 3, 3)
+    labels = label_structures([same, other], pw, tmp_path / "pw")
+    assert labels[0].info["REF_energy"] == pytest.approx(label.info["REF_energy"], abs=1e-6)
+    assert abs(labels[1].info["REF_energy"] - label.info["REF_energy"]) > 1e-3
+    assert "k-mesh 3x3x3" in labels[1].info["REF_method"]
+    assert list(labels[1].info["kpts"]) == [3, 3, 3]
+    assert len(list((tmp_path / "pw").glob("*.xyz"))) == 3
 
 
 HAVE_SEVENN = importlib.util.find_spec("sevenn") is not None
