@@ -34,7 +34,7 @@ from pydantic import Field
 
 from hardcarbon.errors import InputError
 from hardcarbon.executors import completed, failure_reason, open_executor, pin_threads
-from hardcarbon.forcefield.labelling import LabelConfig, kpoint_mesh
+from hardcarbon.forcefield.labelling import LabelConfig, kpoint_mesh, own_kpoint_mesh
 from hardcarbon.settings import Settings
 from hardcarbon.storage import atomic_write, bare_structure, structure_key, write_json
 
@@ -104,8 +104,9 @@ def energy_function(factory: CalculatorFactory | None, cache: str | Path | None 
         if path is None:
             return energy(atoms, factory)
         key = structure_key(atoms)
-        if "kpts" in atoms.info:  # a mesh fixed by the scan, not the structure's own
-            key += "-k" + "x".join(str(int(k)) for k in atoms.info["kpts"])
+        mesh = own_kpoint_mesh(atoms)
+        if mesh is not None:  # a mesh fixed by the scan, not the one of the spacing
+            key += "-k" + "x".join(map(str, mesh))
         if key not in stored:
             if factory is None:
                 raise InputError(f"no cached reference energy for {atoms.get_chemical_formula()}"
