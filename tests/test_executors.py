@@ -5,6 +5,10 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from ase.build import bulk
@@ -47,6 +51,40 @@ def test_local_jobs_come_back_by_key_in_pinned_workers():
     out = _run(ExecutorConfig())
     assert out == {"job0": (2.0, "1"), "job1": (3.0, "1"), "job2": "negative input -1.0",
                    "job3": (4.0, "1")}
+
+
+_KILLED_RUN = """
+import os, time
+from hardcarbon.executors import local_pool
+pool = local_pool(1)
+print(pool.submit(os.getpid).result(), flush=True)
+pool.submit(time.sleep, 120)
+time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux mechanism")
+def test_local_workers_end_with_a_run_killed_by_sigterm():
+    """SIGTERM skips the run's own clean-up; its worker, busy with a job, must end anyway."""
+    run = subprocess.Popen([sys.executable, "-c", _KILLED_RUN], stdout=subprocess.PIPE,
+                           text=True)
+    worker = int(run.stdout.readline())
+    assert _alive(worker)
+    time.sleep(0.5)  # the worker is inside its 120 s job
+    run.send_signal(signal.SIGTERM)
+    run.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(worker)
 
 
 @NEEDS_DASK
