@@ -129,6 +129,9 @@ def end_with_parent(parent: int) -> None:
     a worker would go on with its structure (a GPAW job: many minutes on a core).  Linux's
     ``prctl(PR_SET_PDEATHSIG)`` is the only way to tie a child to its parent's life; the
     standard library has no wrapper for it, hence ctypes.  Elsewhere this does nothing.
+    Linux ties the signal to the *thread* that started the worker: the pool must be used
+    from a thread that outlives it, as every caller here does (the pool lives in a ``with``
+    block or a ``try``/``finally`` of the submitting thread).
     """
     if not sys.platform.startswith("linux"):
         return
