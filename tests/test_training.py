@@ -337,6 +337,15 @@ def test_nep_in_for_each_engine():
     assert "seed 42\nlearning_rate 0.01 0.0001\nweight_decay 0\nloss_form mse\n" in neppo
 
 
+def test_typewise_zbl_goes_into_nep_in_and_needs_a_cap():
+    config = TrainConfig(zbl=2.0, zbl_typewise=0.5)
+    for engine in ("gpumd", "neppo"):
+        assert "zbl 2\nuse_typewise_cutoff_zbl 0.5\n" in nep_in_text(config, ["C", "Na"],
+                                                                      engine, 100)
+    with pytest.raises(ValueError, match="zbl_typewise needs zbl"):
+        TrainConfig(zbl_typewise=0.5)
+
+
 def test_read_loss_counts_steps_over_restarts(tmp_path):
     loss = tmp_path / "loss.out"
     loss.write_text("100 1 0 0 0.5 2.0 0.1\n200 1 0 0 0.4 1.5 0.1\n"
@@ -505,6 +514,13 @@ def test_fine_tuning_keeps_or_refuses_a_zbl_core(random_nep):
     assert _with_initial_model(TrainConfig(**dict(TINY, initial_model=pretrained))).zbl is None
     # a model with a ZBL core passes it on (tests/nep_models.py writes "zbl 1.0 1.8")
     assert _with_initial_model(TrainConfig(**dict(TINY, initial_model=random_nep))).zbl == 1.8
+    # a typewise core ("zbl <inner> <outer> <factor>", as GPUMD writes it) keeps its factor
+    typewise = random_nep.with_name("typewise.txt")
+    typewise.write_text(random_nep.read_text().replace("zbl 1 1.8\n", "zbl 1 2 0.5\n"))
+    config = _with_initial_model(TrainConfig(**dict(TINY, initial_model=typewise)))
+    assert (config.zbl, config.zbl_typewise) == (2.0, 0.5)
+    assert _with_initial_model(TrainConfig(**dict(TINY, initial_model=random_nep))
+                               ).zbl_typewise is None
 
 
 def test_combining_two_references_recovers_the_per_element_shift():

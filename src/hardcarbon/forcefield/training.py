@@ -101,6 +101,10 @@ class TrainConfig(Settings):
         L1 and L2 regularisation weights; None: GPUMD's automatic value, none with neppo.
     zbl
         Outer cutoff (Å, 1–4) of the universal ZBL repulsion added to the model; None: no ZBL.
+    zbl_typewise
+        GPUMD's ``use_typewise_cutoff_zbl`` factor: each pair's ZBL is switched off between 0
+        and this factor times the sum of the two species' covalent radii (capped at ``zbl``),
+        instead of between ``zbl``/2 and ``zbl`` for every pair. None: the universal cutoffs.
     batch
         Structures per batch; None: 1000 for GPUMD (per generation), 32 for neppo (per step).
     population, generation
@@ -162,6 +166,8 @@ class TrainConfig(Settings):
     lambda_1: float | None = Field(None, ge=0, description="L1 regularisation weight")
     lambda_2: float | None = Field(None, ge=0, description="L2 regularisation weight")
     zbl: float | None = Field(None, ge=1.0, le=4.0, description="ZBL outer cutoff (Å)")
+    zbl_typewise: float | None = Field(None, gt=0, le=1.5,
+                                       description="typewise ZBL cutoff factor (needs zbl)")
     batch: int | None = Field(None, ge=1, description="structures per batch")
     population: int = Field(50, ge=10, le=200, description="GPUMD SNES population")
     generation: int = Field(100000, ge=1, le=10_000_000, description="GPUMD generations")
@@ -239,6 +245,8 @@ class TrainConfig(Settings):
     def _one_length(self) -> TrainConfig:
         if self.steps is not None and self.epochs is not None:
             raise ValueError("give steps or epochs, not both")
+        if self.zbl_typewise is not None and self.zbl is None:
+            raise ValueError("zbl_typewise needs zbl, the cap on the typewise cutoffs (Å)")
         return self
 
     def batch_for(self, engine: str) -> int:
@@ -555,6 +563,8 @@ def nep_in_text(config: TrainConfig, elements: Sequence[str], engine: str,
     ]
     if config.zbl is not None:
         lines.append(f"zbl {_g(config.zbl)}")
+    if config.zbl_typewise is not None:
+        lines.append(f"use_typewise_cutoff_zbl {_g(config.zbl_typewise)}")
     lines += [f"lambda_e {_g(config.lambda_e)}", f"lambda_f {_g(config.lambda_f)}",
               f"lambda_v {_g(config.lambda_v)}"]
     if config.lambda_1 is not None:
@@ -768,8 +778,10 @@ def _with_initial_model(config: TrainConfig) -> TrainConfig:
                   "l_max": l_max[0], "four_body": len(l_max) > 1 and l_max[1] > 0,
                   "five_body": len(l_max) > 2 and l_max[2] > 0,
                   "neuron": int(header["ANN"][0])}
-        if has_zbl:  # GPUMD writes "zbl <inner> <outer>"; the nep.in keyword is the outer
-            update["zbl"] = float(header["zbl"][1])
+        if has_zbl:  # GPUMD writes "zbl <inner> <outer> [typewise factor]"; nep.in takes
+            update["zbl"] = float(header["zbl"][1])  # the outer cutoff and the factor
+            typewise = header["zbl"][2:]
+            update["zbl_typewise"] = float(typewise[0]) if typewise else None
     except (KeyError, IndexError, ValueError):
         raise InputError(f"cannot read the architecture of the initial model {path}: "
                          "give a nep4 nep.txt written by GPUMD or neppo") from None
