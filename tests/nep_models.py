@@ -45,6 +45,7 @@ def write_random_nep(
     n_neuron: int = 8,
     max_neighbours: tuple[int, int] = (200, 100),
     zbl: tuple[float, float] | None = (1.0, 1.8),
+    zbl_typewise: float | None = None,
     seed: int = 0,
 ) -> Path:
     """Write a NEP4 potential with small random parameters to ``path``.
@@ -68,6 +69,8 @@ def write_random_nep(
     zbl : tuple of float or None
         Inner and outer cut-off (Å) of the universal ZBL repulsion added at short range, which
         keeps relaxations with the random model from collapsing; None for a pure NEP.
+    zbl_typewise : float or None
+        GPUMD's typewise ZBL factor, written as a third value of the ``zbl`` line.
     seed : int
         Seed of the random parameters: the same seed gives the same file.
 
@@ -92,7 +95,8 @@ def write_random_nep(
     version = "nep4_zbl" if zbl is not None else "nep4"
     lines = [f"{version} {n_types} {' '.join(elements)}"]
     if zbl is not None:
-        lines.append(f"zbl {zbl[0]:g} {zbl[1]:g}")
+        typewise = "" if zbl_typewise is None else f" {zbl_typewise:g}"
+        lines.append(f"zbl {zbl[0]:g} {zbl[1]:g}{typewise}")
     lines += [
         f"cutoff {radial_cutoff:g} {angular_cutoff:g} {max_neighbours[0]} {max_neighbours[1]}",
         f"n_max {n_max[0]} {n_max[1]}",

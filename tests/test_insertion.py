@@ -120,6 +120,16 @@ def test_pure_nep_without_zbl_uses_descriptors(sodiated, tmp_path):
     np.testing.assert_allclose(scorer.insertion_energies(points), full, atol=1e-6)
 
 
+def test_typewise_zbl_uses_descriptors(sodiated, tmp_path):
+    # factor 0.8: C-C pairs within 1.6 Å, C-Na within 2.29 Å, Na-Na within the 2.5 Å cap
+    model = write_random_nep(tmp_path / "nep.txt", zbl=(1.25, 2.5), zbl_typewise=0.8, seed=6)
+    points = propose_candidates(sodiated, 4, rng=np.random.default_rng(5))
+    scorer = LocalNEP(sodiated, model)
+    assert scorer.fast
+    full = _full_insertion(sodiated, points, model)
+    np.testing.assert_allclose(scorer.insertion_energies(points), full, atol=1e-6)
+
+
 def test_model_without_na_is_refused(sodiated, tmp_path):
     carbon_only = write_random_nep(tmp_path / "nep.txt", elements=("C",))
     with pytest.raises(InputError, match="not Na"):

@@ -44,7 +44,7 @@ from typing import Literal
 
 import numpy as np
 from ase import Atoms
-from ase.data import atomic_numbers
+from ase.data import atomic_numbers, chemical_symbols
 from ase.units import kB
 from matscipy.neighbours import neighbour_list
 from scipy.spatial import cKDTree
@@ -155,6 +155,9 @@ class PeriodicImages:
 _ZBL_COULOMB = 14.399645
 _ZBL_A_INV = 2.134563
 _ZBL_SCREENING = ((0.18175, 3.1998), (0.50986, 0.94229), (0.28022, 0.4029), (0.02817, 0.20162))
+#: GPUMD's covalent radii (Å) that set the typewise ZBL cut-offs, for the elements of the Na–C
+#: models; a typewise model with other elements is evaluated by the engine instead.
+_ZBL_COVALENT_RADII = {"C": 1.0, "Na": 1.86667}
 
 #: Largest difference (eV) between descriptor-based and engine site energies accepted when a
 #: state is checked; above it the engine's energies are used throughout.
@@ -166,10 +169,13 @@ class DescriptorEnergies:
 
     For a NEP4 potential the site energy of atom ``i`` of element ``t`` is
     ``w1_t . tanh(W0_t q_i - b0_t) - b1`` of its (scaled) descriptor ``q_i``, plus half the
-    ZBL repulsion of its pairs within the ZBL outer cut-off when the model has one.
+    ZBL repulsion of its pairs within the ZBL outer cut-off when the model has one (for a
+    typewise ZBL, a pair's outer cut-off is the factor times the sum of the covalent radii,
+    capped at the model's outer cut-off, and its inner cut-off is 0).
     Computing descriptors costs about half of an energy-and-force evaluation, and the network
     runs only for the atoms asked for.  :meth:`load` returns None for models this does not
-    cover (NEP3, two hidden layers, charges, dispersion, typewise or flexible ZBL); callers
+    cover (NEP3, two hidden layers, charges, dispersion, flexible ZBL, typewise ZBL beyond C
+    and Na); callers
     compare the result with the engine's energies before relying on it.
     """
 
@@ -184,6 +190,7 @@ class DescriptorEnergies:
         }
         self.bias = float(model.ann_parameters["b1"])
         self.zbl = None if model.zbl is None else (float(model.zbl[0]), float(model.zbl[1]))
+        self.typewise = model.zbl_typewise_cutoff_factor
 
     @classmethod
     def load(cls, path: str | Path) -> DescriptorEnergies | None:
@@ -200,7 +207,9 @@ class DescriptorEnergies:
             and model.model_type == "potential"
             and not model.n_neuron_second_layer
             and not getattr(model, "vdw", False)
-            and (zbl is None or (zbl[1] > 0 and model.zbl_typewise_cutoff_factor is None))
+            and (zbl is None or zbl[1] > 0)
+            and (model.zbl_typewise_cutoff_factor is None
+                 or set(model.types) <= set(_ZBL_COVALENT_RADII))
         )
         return cls(model) if covered else None
 
@@ -223,6 +232,12 @@ class DescriptorEnergies:
         i, j, d = neighbour_list("ijd", atoms, outer)
         z = atoms.numbers.astype(float)
         zi, zj = z[i], z[j]
+        if self.typewise is not None:
+            radii = np.array([_ZBL_COVALENT_RADII.get(s, np.nan) for s in chemical_symbols])
+            outer = np.minimum(self.typewise * (radii[atoms.numbers[i]] + radii[atoms.numbers[j]]),
+                               outer)
+            inner = 0.0
+            i, j, d, zi, zj, outer = (v[d < outer] for v in (i, j, d, zi, zj, outer))
         x = d * (zi**0.23 + zj**0.23) * _ZBL_A_INV
         phi = sum(c * np.exp(-k * x) for c, k in _ZBL_SCREENING)
         switch = np.where(d < inner, 1.0, 0.5 * np.cos(np.pi * (d - inner) / (outer - inner)) + 0.5)
