@@ -521,6 +521,9 @@ def test_fine_tuning_keeps_or_refuses_a_zbl_core(random_nep):
     assert (config.zbl, config.zbl_typewise) == (2.0, 0.5)
     assert _with_initial_model(TrainConfig(**dict(TINY, initial_model=random_nep))
                                ).zbl_typewise is None
+    with pytest.raises(InputError, match=r"typewise ZBL factor None, not 0\.5"):
+        _with_initial_model(TrainConfig(**dict(TINY, initial_model=random_nep, zbl=1.8,
+                                               zbl_typewise=0.5)))
 
 
 def test_combining_two_references_recovers_the_per_element_shift():

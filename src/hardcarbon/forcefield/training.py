@@ -785,6 +785,11 @@ def _with_initial_model(config: TrainConfig) -> TrainConfig:
     except (KeyError, IndexError, ValueError):
         raise InputError(f"cannot read the architecture of the initial model {path}: "
                          "give a nep4 nep.txt written by GPUMD or neppo") from None
+    if config.zbl_typewise is not None and config.zbl_typewise != update.get("zbl_typewise"):
+        # neppo keeps the initial model's ZBL form, so a different factor would be dropped
+        raise InputError(f"the initial model {path} has typewise ZBL factor "
+                         f"{update.get('zbl_typewise')}, not {config.zbl_typewise}: fine-tuning "
+                         "keeps the model's ZBL form, so leave zbl_typewise unset")
     return config.model_copy(update=update)
 
 

@@ -175,8 +175,7 @@ class DescriptorEnergies:
     Computing descriptors costs about half of an energy-and-force evaluation, and the network
     runs only for the atoms asked for.  :meth:`load` returns None for models this does not
     cover (NEP3, two hidden layers, charges, dispersion, flexible ZBL, typewise ZBL beyond C
-    and Na); callers
-    compare the result with the engine's energies before relying on it.
+    and Na); callers compare the result with the engine's energies before relying on it.
     """
 
     def __init__(self, model) -> None:
