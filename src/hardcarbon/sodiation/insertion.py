@@ -190,6 +190,8 @@ class DescriptorEnergies:
         self.bias = float(model.ann_parameters["b1"])
         self.zbl = None if model.zbl is None else (float(model.zbl[0]), float(model.zbl[1]))
         self.typewise = model.zbl_typewise_cutoff_factor
+        # covalent radius by atomic number (NaN where unknown), for the typewise cut-offs
+        self.radii = np.array([_ZBL_COVALENT_RADII.get(s, np.nan) for s in chemical_symbols])
 
     @classmethod
     def load(cls, path: str | Path) -> DescriptorEnergies | None:
@@ -232,9 +234,8 @@ class DescriptorEnergies:
         z = atoms.numbers.astype(float)
         zi, zj = z[i], z[j]
         if self.typewise is not None:
-            radii = np.array([_ZBL_COVALENT_RADII.get(s, np.nan) for s in chemical_symbols])
-            outer = np.minimum(self.typewise * (radii[atoms.numbers[i]] + radii[atoms.numbers[j]]),
-                               outer)
+            radii = self.radii[atoms.numbers]
+            outer = np.minimum(self.typewise * (radii[i] + radii[j]), outer)
             inner = 0.0
             i, j, d, zi, zj, outer = (v[d < outer] for v in (i, j, d, zi, zj, outer))
         x = d * (zi**0.23 + zj**0.23) * _ZBL_A_INV
