@@ -27,6 +27,8 @@ from hardcarbon.forcefield.labelling import (
     label_filename,
     label_structures,
     own_kpoint_mesh,
+    pulay_stress,
+    structure_hash,
     write_training_file,
 )
 
@@ -353,6 +355,77 @@ def test_gpaw_labels_tiny_cells(tmp_path):
     assert "k-mesh 3x3x3" in labels[1].info["REF_method"]
     assert list(labels[1].info["kpts"]) == [3, 3, 3]
     assert len(list((tmp_path / "pw").glob("*.xyz"))) == 3
+
+
+def test_pulay_stress_is_isotropic_and_per_atom(tmp_path):
+    graphite = Atoms("C4Na", cell=[[2.46, 0, 0], [-1.23, 2.13, 0], [0, 0, 9.0]], pbc=True,
+                     scaled_positions=[[0, 0, 0], [1 / 3, 2 / 3, 0], [0, 0, .5],
+                                       [2 / 3, 1 / 3, .5], [0, 0, .25]])
+    dedecut = {"C": -2e-4, "Na": -1e-5}
+    sigma = pulay_stress(graphite, 500.0, dedecut)
+    expected = 2 / 3 * 500 * (4 * -2e-4 - 1e-5) / graphite.get_volume()
+    np.testing.assert_allclose(sigma, expected * np.eye(3))
+    with pytest.raises(InputError, match=r"no dE/dEcut for Na: add it to gpaw\.dedecut"):
+        pulay_stress(graphite, 500.0, {"C": -2e-4})
+
+    labelled = graphite.copy()
+    labelled.info.update(REF_stress=np.arange(9.0), REF_method="GPAW PW 500 eV")
+    (once,) = labelling.add_pulay_stress([labelled], 500.0, dedecut)
+    (twice,) = labelling.add_pulay_stress([once], 500.0, dedecut)
+    np.testing.assert_allclose(once.info["REF_stress"], np.arange(9.0) + expected * np.eye(3)
+                               .reshape(9))
+    assert once.info["REF_method"] == "GPAW PW 500 eV + Pulay stress"
+    np.testing.assert_array_equal(twice.info["REF_stress"], once.info["REF_stress"])
+    assert labelled.info["REF_stress"][0] == 0.0  # the input is not changed
+
+    # unset, the option leaves the names of older label files alone; set, it renames them
+    plain = LabelConfig(calculator="gpaw", gpaw={"mode": "pw"})
+    assert "dedecut" not in plain.settings()["gpaw"]
+    with_pulay = LabelConfig(calculator="gpaw", gpaw={"mode": "pw", "dedecut": dedecut})
+    assert structure_hash(graphite, plain) != structure_hash(graphite, with_pulay)
+    with pytest.raises(InputError, match="unknown elements"):
+        LabelConfig(calculator="gpaw", gpaw={"dedecut": {"Xx": 1.0}})
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_GPAW, reason="GPAW is not installed: run scripts/install-dft.sh "
+                                          "then pip install '.[dft]'")
+def test_pulay_stress_matches_the_energy_slope_at_fixed_cutoff(tmp_path):
+    """Diamond at 400 eV: GPAW's plane-wave stress misses the slope of its own energy by a
+    Pulay term (0.11 eV/Å³ here); dE/dEcut measured with GPAW closes about 90 % of it."""
+    from gpaw import GPAW, PW
+
+    def energy(atoms: Atoms, ecut: float) -> float:
+        atoms = atoms.copy()
+        atoms.calc = GPAW(mode=PW(ecut), xc="PBE", kpts={"size": (3, 3, 3), "gamma": True},
+                          occupations={"name": "fermi-dirac", "width": 0.1}, txt=None,
+                          convergence={"energy": 1e-7})
+        return atoms.get_potential_energy()
+
+    diamond = bulk("C", "diamond", a=3.57)
+    diamond.info["kpts"] = (3, 3, 3)
+    config = {"mode": "pw", "ecut": 400, "d3": False}
+    dedecut = {"C": labelling.measure_dedecut(diamond, LabelConfig(calculator="gpaw",
+                                                                   gpaw=config), step=25)}
+    assert dedecut["C"] == pytest.approx(
+        (energy(diamond, 425) - energy(diamond, 375)) / 50 / len(diamond), abs=1e-7)
+    assert dedecut["C"] < 0
+    points = []  # along an isotropic strain of ±2 %
+    for strain in (0.98, 1.02):
+        strained = diamond.copy()
+        strained.set_cell(diamond.cell * strain, scale_atoms=True)
+        points.append((strained.get_volume(), energy(strained, 400)))
+    (v0, e0), (v1, e1) = points
+    slope = (e1 - e0) / (v1 - v0)  # eV/Å³, the mean stress the energy implies
+    plain, pulay = (label_structures([diamond], LabelConfig(
+        calculator="gpaw", workers=1, gpaw=config | extra), tmp_path / name)[0]
+        for name, extra in (("plain", {}), ("pulay", {"dedecut": dedecut})))
+    assert pulay.info["REF_method"].endswith("+ Pulay stress")
+    assert pulay.info["REF_energy"] == pytest.approx(plain.info["REF_energy"], abs=1e-6)
+    gap = {name: np.trace(label.info["REF_stress"].reshape(3, 3)) / 3 - slope
+           for name, label in (("plain", plain), ("pulay", pulay))}
+    assert gap["plain"] > 0.05
+    assert abs(gap["pulay"]) < 0.25 * gap["plain"]
 
 
 HAVE_SEVENN = importlib.util.find_spec("sevenn") is not None

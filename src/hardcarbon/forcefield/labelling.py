@@ -16,6 +16,8 @@ Stored labels (units of ASE)::
                           zz), ASE sign (positive = tensile); only where the calculator gives
                           a stress and the cell is periodic in all directions; never with GPAW
                           LCAO, which has no stress
+                          (GPAW plane waves: with the Pulay stress when ``gpaw.dedecut`` is
+                          set, :func:`pulay_stress`)
     info['REF_method']    the method, e.g. "GPAW 26.7.0 PBE LCAO(dzp) ... + D3(BJ) w/o Na-Na"
     info['d3_energy']     eV, the D3 part of REF_energy (0 when D3 is off)
 
@@ -115,6 +117,18 @@ class GPAWOptions(_Options):
     spinpol: bool = False
     maxiter: int = Field(333, ge=10, description="SCF iterations before giving up")
     d3: bool = Field(True, description="add DFT-D3(BJ) with PBE parameters (dftd3 package)")
+    dedecut: dict[str, float] = Field(
+        default_factory=dict,
+        description="pw mode: dE/dEcut per atom of each element at ecut (eV per eV), for the "
+                    "Pulay stress that GPAW's plane-wave stress leaves out; {}: none")
+
+    @field_validator("dedecut")
+    @classmethod
+    def _dedecut(cls, dedecut: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(dedecut) - set(chemical_symbols[1:]))
+        if unknown:
+            raise ValueError(f"dedecut names unknown elements {unknown}: use chemical symbols")
+        return dedecut
 
 
 class SevenNetOptions(_Options):
@@ -189,8 +203,9 @@ class LabelConfig(Settings):
     def settings(self) -> dict[str, Any]:
         """What changes the labels, hashed into file names (not ``workers`` nor ``method``)."""
         settings: dict[str, Any] = {"calculator": self.calculator}
-        if self.calculator == "gpaw":
-            settings["gpaw"] = self.gpaw.model_dump()
+        if self.calculator == "gpaw":  # without dedecut when unset: older label files keep
+            settings["gpaw"] = self.gpaw.model_dump(  # their names
+                exclude=None if self.gpaw.dedecut else {"dedecut"})
         elif self.calculator == "sevenn":
             settings["sevenn"] = self.sevenn.model_dump()
         elif self.calculator == "vasp":
@@ -385,6 +400,86 @@ class D3Pairs(Calculator):
             self.results["stress"] = full_3x3_to_voigt_6_stress(stress)
 
 
+def pulay_stress(atoms: Atoms, ecut: float, dedecut: dict[str, float]) -> np.ndarray:
+    """The Pulay stress of a plane-wave calculation at cutoff ``ecut`` (eV): 3×3, eV/Å³.
+
+    σ_P = (2/3) E_cut (dE/dE_cut) / V on the diagonal, with dE/dE_cut the sum over the atoms of
+    ``dedecut`` (eV per eV, per atom of each element; negative: more plane waves lower the
+    energy).  It is the stress of the basis set growing with the cell at a fixed cutoff, which
+    a stress taken at a fixed set of plane waves leaves out; with it, the stress agrees with
+    the slope of the energy along a scan of the cell at that cutoff.
+    """
+    missing = sorted(set(atoms.get_chemical_symbols()) - set(dedecut))
+    if missing:
+        raise InputError(f"no dE/dEcut for {', '.join(missing)}: add it to gpaw.dedecut")
+    total = sum(dedecut[symbol] for symbol in atoms.get_chemical_symbols())
+    return np.eye(3) * (2.0 / 3.0) * ecut * total / atoms.get_volume()
+
+
+class PulayStress(Calculator):
+    """:func:`pulay_stress` as an ASE calculator (no energy, no forces), added to GPAW.
+
+    GPAW's plane-wave code (26.7, ``gpaw/new``) accepts ``PW(dedecut=...)`` but does not use
+    it, so the term is added here.
+    """
+
+    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, ecut: float, dedecut: dict[str, float]) -> None:
+        super().__init__()
+        self.ecut = ecut
+        self.dedecut = dict(dedecut)
+
+    def calculate(self, atoms: Atoms | None = None, properties: Any = ("energy",),
+                  system_changes: Any = all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        self.results = {"energy": 0.0, "free_energy": 0.0,
+                        "forces": np.zeros((len(self.atoms), 3))}
+        if "stress" in properties:
+            self.results["stress"] = full_3x3_to_voigt_6_stress(
+                pulay_stress(self.atoms, self.ecut, self.dedecut))
+
+
+def measure_dedecut(atoms: Atoms, config: LabelConfig, step: float = 12.5) -> float:
+    """dE/dEcut per atom (eV per eV) of ``atoms`` at ``config.gpaw.ecut``, for ``gpaw.dedecut``.
+
+    A central difference of GPAW energies at ecut ± ``step`` (eV) with the label settings
+    (D3 has no cutoff).  The energy is a staircase in the cutoff, so use a bulk cell of a
+    dozen atoms or more and a step of 10 eV or more.
+    """
+    options = config.gpaw.model_copy(update={"mode": "pw", "d3": False, "dedecut": {}})
+    energies = []
+    for ecut in (options.ecut - step, options.ecut + step):
+        at_ecut = config.model_copy(update={"calculator": "gpaw",
+                                            "gpaw": options.model_copy(update={"ecut": ecut})})
+        work = _plain_copy(atoms)
+        work.calc, _ = _make_calculator(at_ecut, work, Path(os.devnull))
+        energies.append(work.get_potential_energy())
+    return (energies[1] - energies[0]) / (2 * step) / len(atoms)
+
+
+PULAY_TAG = " + Pulay stress"
+
+
+def add_pulay_stress(structures: Iterable[Atoms], ecut: float, dedecut: dict[str, float]
+                     ) -> list[Atoms]:
+    """Copies of plane-wave labels with :func:`pulay_stress` added to ``REF_stress``.
+
+    For labels made before ``gpaw.dedecut`` existed.  ``REF_method`` gains
+    ``" + Pulay stress"``; a structure that has it already, or has no stress, is copied as is.
+    """
+    out = []
+    for atoms in structures:
+        atoms = atoms.copy()
+        method = str(atoms.info.get("REF_method", ""))
+        if "REF_stress" in atoms.info and PULAY_TAG not in method:
+            stress = np.reshape(atoms.info["REF_stress"], (3, 3))
+            atoms.info["REF_stress"] = (stress + pulay_stress(atoms, ecut, dedecut)).reshape(9)
+            atoms.info["REF_method"] = method + PULAY_TAG
+        out.append(atoms)
+    return out
+
+
 def reference_calculator(config: LabelConfig, atoms: Atoms, log_path: str | Path
                          ) -> tuple[Any, str]:
     """The ASE calculator that labels ``atoms`` under ``config``, D3 included; and its method.
@@ -396,10 +491,15 @@ def reference_calculator(config: LabelConfig, atoms: Atoms, log_path: str | Path
     from ase.calculators.mixing import SumCalculator
 
     calc, method = _make_calculator(config, atoms, Path(log_path))
-    if config.d3:
+    parts = [calc]
+    if config.d3:  # second, where label_one reads its energy
         pairs = ",".join(config.d3_exclude_pairs)
         method += f" + D3(BJ) w/o {pairs}" if pairs else " + D3(BJ)"
-        calc = SumCalculator([calc, D3Pairs(config.d3_exclude_pairs)])
+        parts.append(D3Pairs(config.d3_exclude_pairs))
+    if config.calculator == "gpaw" and config.gpaw.mode == "pw" and config.gpaw.dedecut:
+        method += PULAY_TAG
+        parts.append(PulayStress(config.gpaw.ecut, config.gpaw.dedecut))
+    calc = SumCalculator(parts) if len(parts) > 1 else calc
     return calc, config.method or method
 
 
