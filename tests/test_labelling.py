@@ -384,7 +384,9 @@ def test_pulay_stress_is_isotropic_and_per_atom(tmp_path):
     with_pulay = LabelConfig(calculator="gpaw", gpaw={"mode": "pw", "dedecut": dedecut})
     assert structure_hash(graphite, plain) != structure_hash(graphite, with_pulay)
     with pytest.raises(InputError, match="unknown elements"):
-        LabelConfig(calculator="gpaw", gpaw={"dedecut": {"Xx": 1.0}})
+        LabelConfig(calculator="gpaw", gpaw={"mode": "pw", "dedecut": {"Xx": 1.0}})
+    with pytest.raises(InputError, match="dedecut is for plane waves"):
+        LabelConfig(calculator="gpaw", gpaw={"mode": "lcao", "dedecut": dedecut})
 
 
 @pytest.mark.slow

@@ -52,7 +52,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.data import chemical_symbols
 from ase.stress import full_3x3_to_voigt_6_stress
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from hardcarbon.errors import InputError
 from hardcarbon.executors import (
@@ -129,6 +129,13 @@ class GPAWOptions(_Options):
         if unknown:
             raise ValueError(f"dedecut names unknown elements {unknown}: use chemical symbols")
         return dedecut
+
+    @model_validator(mode="after")
+    def _dedecut_needs_pw(self) -> GPAWOptions:
+        if self.dedecut and self.mode != "pw":
+            raise ValueError("dedecut is for plane waves (LCAO has no stress): set mode: pw or "
+                             "drop dedecut")
+        return self
 
 
 class SevenNetOptions(_Options):
