@@ -404,7 +404,16 @@ def test_bad_settings_and_engines_are_one_line(monkeypatch):
         TrainConfig.model_validate({"neuron": 0})
     with pytest.raises(InputError, match=r"^unknown setting 'generations': the settings are"):
         TrainConfig.model_validate({"generations": 10})
+    with pytest.raises(InputError, match=r"^setting device='gpu' is invalid: .*use cpu, cuda"):
+        TrainConfig(device="gpu")
     from hardcarbon.forcefield import training
+
+    if HAVE_NEPPO:
+        import torch
+
+        if not torch.cuda.is_available():
+            with pytest.raises(InputError, match=r"^device cuda asked for, but PyTorch .* sees no"):
+                training.resolve_engine(TrainConfig(engine="neppo", device="cuda"))
 
     with pytest.raises(InputError, match="GPUMD's nep executable 'no-such-nep' is not on PATH"):
         training.resolve_engine(TrainConfig(engine="gpumd", nep_command="no-such-nep"))

@@ -378,13 +378,16 @@ def train(
     workdir: WorkdirOption = Path("nep-train"),
     engine: Annotated[str | None, typer.Option(help="auto, neppo or gpumd [auto]")] = None,
     steps: Annotated[int | None, typer.Option(help="neppo optimisation steps")] = None,
+    device: Annotated[str | None, typer.Option(help="neppo's PyTorch device: cpu or cuda [cpu]")
+                      ] = None,
     seed: SeedOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Train a NEP4 model (neppo on the CPU, GPUMD's nep when on PATH); resumes if stopped."""
     from hardcarbon.forcefield.training import TrainConfig, train_nep
 
-    settings = _settings(TrainConfig, config, engine=engine, steps=steps, seed=seed)
+    settings = _settings(TrainConfig, config, engine=engine, steps=steps, device=device,
+                         seed=seed)
     model = train_nep(data, settings, workdir)
     typer.echo(f"wrote {model}")
 

@@ -125,7 +125,10 @@ class TrainConfig(Settings):
     threads
         PyTorch CPU threads of a neppo run.
     device
-        PyTorch device of a neppo run (``"cpu"``, ``"cuda"``).
+        PyTorch device of a neppo run: ``"cpu"``, or ``"cuda"`` / ``"cuda:N"`` for an NVIDIA
+        GPU (neppo then replays each step as a CUDA graph; a full-batch fine-tune step of
+        the bundled model's 161 cells takes 5 ms on an H200 against 600 ms on two CPU
+        cores, docs/training.md "Training on a GPU").
     nep_command
         GPUMD's ``nep`` executable (name on PATH or path).
     seed
@@ -234,6 +237,13 @@ class TrainConfig(Settings):
                                  f"got {factor}")
         return weights
 
+    @field_validator("device")
+    @classmethod
+    def _device(cls, device: str) -> str:
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+            raise ValueError(f"use cpu, cuda or cuda:N, got {device!r}")
+        return device
+
     @field_validator("learning_rate")
     @classmethod
     def _learning_rate(cls, rate: tuple[float, float]) -> tuple[float, float]:
@@ -292,6 +302,13 @@ def resolve_engine(config: TrainConfig) -> str:
         return "gpumd"
     if importlib.util.find_spec("neppo") is None or importlib.util.find_spec("torch") is None:
         raise InputError(_INSTALL_NEPPO)
+    if config.device != "cpu":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError(f"device {config.device} asked for, but PyTorch {torch.__version__} "
+                             "sees no CUDA GPU here: use device cpu, or install a CUDA build of "
+                             "torch on the GPU machine")
     return "neppo"
 
 
