@@ -326,21 +326,15 @@ def dataset_label(
     config: ConfigOption = None,
 ) -> None:
     """Label structures with a reference calculator; a rerun skips what is done."""
-    import ase.io
-
     from hardcarbon.forcefield.labelling import (
         LabelConfig,
         label_structures,
         write_training_file,
     )
+    from hardcarbon.storage import read_frames
 
     settings = _settings(LabelConfig, config, calculator=calculator, workers=workers)
-    if not structures.is_file():
-        raise InputError(f"structure file {structures} does not exist")
-    try:
-        frames = ase.io.read(structures, index=":")
-    except Exception as exc:
-        raise InputError(f"cannot read {structures} ({str(exc)[:80]})") from None
+    frames = read_frames(structures)
     labelled = label_structures(frames, settings, folder)
     write_training_file(labelled, output)
     typer.echo(f"{len(labelled)} of {len(frames)} structures labelled in {folder}; "

@@ -34,7 +34,7 @@ from ase import Atoms
 from hardcarbon.errors import InputError
 from hardcarbon.forcefield.nep import nep_calculator, nep_elements
 from hardcarbon.forcefield.training import family_of, load_training_data, reference_labels
-from hardcarbon.storage import atomic_write, bare_structure
+from hardcarbon.storage import atomic_write, bare_structure, read_frames
 
 #: eV/Å³ in GPa.
 EV_PER_A3_IN_GPA = 160.21766208
@@ -434,15 +434,7 @@ def _read_any(path: str | Path) -> list[Atoms]:
         from hardcarbon.forcefield.labelling import collect_labels
 
         return collect_labels(path)
-    import ase.io
-
-    if not path.is_file():
-        raise InputError(f"structure file {path} does not exist")
-    try:
-        return list(ase.io.read(path, index=":"))
-    except Exception as exc:  # ASE raises many types for unreadable files
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"cannot read structure file {path} ({reason})") from None
+    return read_frames(path)
 
 
 def dataset_map(model_path: str | Path, structures: Sequence[Atoms] | str | Path,

@@ -78,7 +78,7 @@ from hardcarbon.forcefield.training import (
     load_training_data,
 )
 from hardcarbon.settings import Settings
-from hardcarbon.storage import bare_structure, write_json, write_structure
+from hardcarbon.storage import bare_structure, read_frames, write_json, write_structure
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +326,7 @@ def starting_structures(config: LearnConfig) -> list[Atoms]:
     """
     starts: list[Atoms] = []
     if config.explore.starts is not None:
-        starts += [_plain(a) for a in _read_frames(config.explore.starts, "starts")]
+        starts += [_plain(a) for a in read_frames(config.explore.starts, "starts")]
     starts += [_plain(a) for a in generate_dataset(config.dataset)]
     starts += hard_carbon_cells(config.explore)
     if not starts:
@@ -499,7 +499,7 @@ def learn(config: LearnConfig, workdir: str | Path = "learning") -> dict[str, An
     settings = _fingerprint(config)
     _check_workdir(workdir, settings)
     if (workdir / "starts.xyz").is_file():
-        starts = _read_frames(workdir / "starts.xyz", "starts")
+        starts = read_frames(workdir / "starts.xyz", "starts")
     else:
         starts = starting_structures(config)
         elements = {s for a in data for s in a.get_chemical_symbols()}
@@ -612,7 +612,7 @@ def _select(models: list[Path], data: list[Atoms], config: SelectConfig, folder:
             ) -> dict[str, Any]:
     from hardcarbon.forcefield.selection import committee_disagreement, select_structures
 
-    frames = _read_frames(folder / "explore.xyz", "explored")
+    frames = read_frames(folder / "explore.xyz", "explored")
     spread = committee_disagreement(frames, models) if frames else np.zeros(0)
     window = [i for i, (atoms, s) in enumerate(zip(frames, spread, strict=True))
               if len(atoms) <= config.max_atoms
@@ -642,7 +642,7 @@ def _select(models: list[Path], data: list[Atoms], config: SelectConfig, folder:
 def _label(folder: Path, config: LabelConfig) -> dict[str, Any]:
     from hardcarbon.forcefield.labelling import label_structures
 
-    selected = _read_frames(folder / "selected.xyz", "selected")
+    selected = read_frames(folder / "selected.xyz", "selected")
     labelled = label_structures(selected, config, folder / "labels") if selected else []
     (folder / "labels").mkdir(exist_ok=True)
     return {"n_labelled": len(labelled)}
@@ -722,19 +722,6 @@ def _plain(atoms: Atoms) -> Atoms:
 def _config_type(atoms: Atoms) -> str:
     config_type = atoms.info.get("config_type")
     return config_type if isinstance(config_type, str) and config_type else family_of(atoms)
-
-
-def _read_frames(path: Path, kind: str) -> list[Atoms]:
-    import ase.io
-
-    if not path.is_file():
-        raise InputError(f"{kind} file {path} does not exist")
-    try:
-        return list(ase.io.read(path, index=":", format="extxyz"))
-    except Exception as exc:  # ASE raises many types for unreadable files
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"cannot read {kind} file {path} ({reason}): give an extended-XYZ "
-                         "file") from None
 
 
 def _read_state(folder: Path) -> dict[str, Any]:

@@ -45,7 +45,13 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_v
 
 from hardcarbon.errors import InputError
 from hardcarbon.settings import Settings
-from hardcarbon.storage import atomic_write, bare_structure, structure_key, write_json
+from hardcarbon.storage import (
+    atomic_write,
+    bare_structure,
+    read_frames,
+    structure_key,
+    write_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -421,17 +427,8 @@ def load_training_data(data: Sequence[Atoms] | str | Path, kind: str = "training
             structures = collect_labels(path)
             return [_labelled(a, f"label folder {path}", f" (file {n + 1})")
                     for n, a in enumerate(structures)]
-        if not path.is_file():
-            raise InputError(f"{kind} file {path} does not exist: give an extended-XYZ file "
-                             "of labelled structures or a label folder")
-        import ase.io
-
-        try:
-            structures = ase.io.read(path, index=":")
-        except Exception as exc:  # ASE raises many types for unreadable files
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise InputError(f"cannot read {kind} file {path} ({reason}): give an "
-                             "extended-XYZ file of labelled structures") from None
+        structures = read_frames(path, kind, "give an extended-XYZ file of labelled "
+                                 "structures or a label folder")
         if not structures:
             raise InputError(f"{kind} file {path} holds no structures")
         return [_labelled(a, f"{kind} file {path}", f" (structure {n})")
