@@ -6,9 +6,8 @@ Usage: python benchmarks/bench_train.py [DATA] [--config configs/finetune-pw.yam
 Runs ``--steps`` steps of the config's training (by default the bundled model's full-batch
 fine-tune on ``data/training/gpaw_pw.xyz.gz``, 161 cells per step) on each device and prints
 the time per step from neppo's own report, which leaves out reading the data and building the
-neighbour lists, and the GPU's speed-up over the CPU.  Measured in session 22: 5.3 ms per step
-on an NVIDIA H200 against 214 ms on 16 CPU threads of the same machine and about 600 ms on
-two cores here (docs/training.md, "Training on a GPU with neppo").
+neighbour lists, and the GPU's speed-up over the CPU.  Measured figures: docs/training.md,
+"Training on a GPU with neppo".
 """
 
 from __future__ import annotations

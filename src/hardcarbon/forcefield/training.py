@@ -132,9 +132,8 @@ class TrainConfig(Settings):
         PyTorch CPU threads of a neppo run.
     device
         PyTorch device of a neppo run: ``"cpu"``, or ``"cuda"`` / ``"cuda:N"`` for an NVIDIA
-        GPU (neppo then replays each step as a CUDA graph; a full-batch fine-tune step of
-        the bundled model's 161 cells takes 5 ms on an H200 against 600 ms on two CPU
-        cores, docs/training.md "Training on a GPU").
+        GPU, where neppo replays each step as a CUDA graph (timings in docs/training.md,
+        "Training on a GPU with neppo").
     nep_command
         GPUMD's ``nep`` executable (name on PATH or path).
     seed
