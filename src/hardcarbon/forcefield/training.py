@@ -133,7 +133,8 @@ class TrainConfig(Settings):
     device
         PyTorch device of a neppo run: ``"cpu"``, or ``"cuda"`` / ``"cuda:N"`` for an NVIDIA
         GPU, where neppo replays each step as a CUDA graph (timings in docs/training.md,
-        "Training on a GPU with neppo").
+        "Training on a GPU with neppo").  GPUMD's ``nep`` always runs on a GPU and ignores
+        it; choose that GPU with ``CUDA_VISIBLE_DEVICES``.
     nep_command
         GPUMD's ``nep`` executable (name on PATH or path).
     seed
