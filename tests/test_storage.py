@@ -9,7 +9,7 @@ import pytest
 from ase.build import bulk
 
 from hardcarbon.errors import InputError
-from hardcarbon.storage import read_frames
+from hardcarbon.storage import read_frames, read_structure
 
 
 def _frames() -> list:
@@ -48,3 +48,13 @@ def test_missing_and_unreadable_files_are_one_line_errors(tmp_path):
     bad.write_bytes(b"not gzip at all")
     with pytest.raises(InputError, match=r"^cannot read structure file .*bad\.xyz\.gz \("):
         read_frames(bad)
+
+
+def test_read_structure_picks_one_frame_of_a_compressed_file(tmp_path):
+    path = tmp_path / "frames.xyz.gz"
+    with gzip.open(path, "wt") as out:
+        ase.io.write(out, _frames(), format="extxyz")
+    assert read_structure(path).info["config_type"] == "sodium/bcc_4"
+    assert np.allclose(read_structure(path, 1).positions, _frames()[1].positions)
+    with pytest.raises(InputError, match=r"^cannot read structure file .*frames\.xyz\.gz \("):
+        read_structure(path, 9)

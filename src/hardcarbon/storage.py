@@ -70,16 +70,12 @@ def _jsonable(value: Any) -> Any:
 def read_structure(path: str | Path, index: int | str = -1) -> Atoms:
     """Read one structure with ASE, turning any failure into a one-line :class:`InputError`."""
     path = Path(path)
+    hint = "give a file ASE can read, e.g. extended XYZ"
     if not path.is_file():
         raise InputError(
             f"structure file {path} does not exist: give the path of an XYZ, CIF or POSCAR file"
         )
-    try:
-        atoms = ase.io.read(path, index=index)
-    except Exception as exc:  # ASE raises many types for unreadable files
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"cannot read structure file {path} ({reason}): "
-                         "give a file ASE can read, e.g. extended XYZ") from None
+    atoms = _ase_read(path, index, "structure", hint)
     if len(atoms) == 0:
         raise InputError(f"structure file {path} holds no atoms")
     return atoms
@@ -94,25 +90,31 @@ def read_frames(path: str | Path, kind: str = "structure",
     """Every structure of a file, turning any failure into a one-line :class:`InputError`.
 
     ``kind`` and ``hint`` name the file and the remedy in the errors (``"<kind> file <path>
-    does not exist: <hint>"``).  A compressed extended-XYZ file (``.xyz.gz``, ``.bz2``,
-    ``.xz``) is decompressed into memory first: ASE's extxyz reader seeks back to every
-    frame, and each seek on a compressed stream decompresses it again from the start, so a
-    2250-frame ``.xyz.gz`` took 5 min to read instead of 1 s.
+    does not exist: <hint>"``).
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{kind} file {path} does not exist: {hint}")
+    return list(_ase_read(path, ":", kind, hint))
+
+
+def _ase_read(path: Path, index: int | str, kind: str, hint: str) -> Atoms | list[Atoms]:
+    """``ase.io.read``, with any failure as a one-line :class:`InputError`.
+
+    A compressed extended-XYZ file (``.xyz.gz``, ``.bz2``, ``.xz``) is decompressed into
+    memory first: ASE's extxyz reader seeks back to every frame, and each seek on a
+    compressed stream decompresses it again from the start, so a 2250-frame ``.xyz.gz``
+    took 5 min to read instead of 1 s.
+    """
     try:
         opener = _DECOMPRESS.get(path.suffix)
         if opener is not None and Path(path.stem).suffix in (".xyz", ".extxyz"):
             with opener(path, "rt") as handle:
-                frames = ase.io.read(io.StringIO(handle.read()), index=":", format="extxyz")
-        else:
-            frames = ase.io.read(path, index=":")
+                return ase.io.read(io.StringIO(handle.read()), index=index, format="extxyz")
+        return ase.io.read(path, index=index)
     except Exception as exc:  # ASE raises many types for unreadable files
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"cannot read {kind} file {path} ({reason}): {hint}") from None
-    return list(frames)
 
 
 def structure_key(atoms: Atoms) -> str:
