@@ -70,12 +70,11 @@ def _jsonable(value: Any) -> Any:
 def read_structure(path: str | Path, index: int | str = -1) -> Atoms:
     """Read one structure with ASE, turning any failure into a one-line :class:`InputError`."""
     path = Path(path)
-    hint = "give a file ASE can read, e.g. extended XYZ"
     if not path.is_file():
         raise InputError(
             f"structure file {path} does not exist: give the path of an XYZ, CIF or POSCAR file"
         )
-    atoms = _ase_read(path, index, "structure", hint)
+    atoms = _ase_read(path, index, "structure", "give a file ASE can read, e.g. extended XYZ")
     if len(atoms) == 0:
         raise InputError(f"structure file {path} holds no atoms")
     return atoms
