@@ -17,8 +17,6 @@ import re
 import shutil
 from pathlib import Path
 
-import yaml
-
 from hardcarbon.forcefield.training import TrainConfig, train_nep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,15 +43,12 @@ def main() -> None:
 
     import torch
 
-    settings = yaml.safe_load(args.config.read_text())
-    if settings.get("initial_model"):
-        settings["initial_model"] = str(ROOT / settings["initial_model"])
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     times = {}
     for device in devices:
-        config = TrainConfig.model_validate({**settings, "steps": args.steps,
-                                             "output_interval": args.steps,
-                                             "threads": args.threads, "device": device})
+        config = TrainConfig.from_yaml(args.config, steps=args.steps,
+                                       output_interval=args.steps, threads=args.threads,
+                                       device=device)
         workdir = args.workdir / device
         shutil.rmtree(workdir, ignore_errors=True)
         train_nep(args.data, config, workdir)

@@ -227,9 +227,10 @@ def test_cli_learn_reports_bad_input(tmp_path):
 
 def test_example_config_is_valid():
     path = Path(__file__).parents[1] / "configs" / "learn.yaml"
-    config = LearnConfig.model_validate(yaml.safe_load(path.read_text()))
+    config = LearnConfig.from_yaml(path)
     assert config.label.calculator == "gpaw" and config.committee == 3
-    assert config.initial_model == Path("data/models/pretrain-sevenn-v0/nep.txt")
+    for data in (config.initial_model, config.initial_data, config.secondary_data):
+        assert data.is_file(), f"{path.name} names {data}, which does not exist"
 
 
 @pytest.mark.slow

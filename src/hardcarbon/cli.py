@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from hardcarbon.errors import InputError
-from hardcarbon.settings import Settings
 
 app = typer.Typer(
     help="Sodium storage in hard-carbon anodes with machine-learned force fields.",
@@ -68,23 +66,6 @@ def _reports_bad_input(command):
     return wrapper
 
 
-def _settings(kind: type[Settings], config: Path | None, /, **options: Any) -> Settings:
-    """The command's config: the YAML file, then the options given on the command line."""
-    values: dict[str, Any] = {}
-    if config is not None:
-        if not config.is_file():
-            raise InputError(f"config file {config} does not exist")
-        try:
-            loaded = yaml.safe_load(config.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise InputError(f"config file {config} is not valid YAML ({exc.problem})") from None
-        if not isinstance(loaded, dict):
-            raise InputError(f"config file {config} must hold a mapping of settings")
-        values.update(loaded)
-    values.update({k: v for k, v in options.items() if v is not None})
-    return kind.model_validate(values)
-
-
 @app.command()
 @_reports_bad_input
 def build(
@@ -107,7 +88,7 @@ def build(
     from hardcarbon.storage import write_json, write_structure
     from hardcarbon.structures import BuildConfig, build_hard_carbon
 
-    settings = _settings(BuildConfig, config, density=density, box=box, n_atoms=n_atoms,
+    settings = BuildConfig.from_yaml(config, density=density, box=box, n_atoms=n_atoms,
                          min_distance=min_distance, potential=potential, start=start, seed=seed,
                          threads=threads)
     checkpoints = output.with_name(output.name + ".checkpoints")
@@ -140,7 +121,7 @@ def analyze(
     from hardcarbon.analysis import AnalyzeConfig, write_analysis
     from hardcarbon.storage import read_structure
 
-    settings = _settings(AnalyzeConfig, config, probe_radius=probe_radius, cutoff=cutoff)
+    settings = AnalyzeConfig.from_yaml(config, probe_radius=probe_radius, cutoff=cutoff)
     atoms = read_structure(structure)
     outdir = output or structure.with_name(structure.stem + "_analysis")
     summary = write_analysis(atoms, outdir, settings)
@@ -240,7 +221,7 @@ def classify(
     )
     from hardcarbon.storage import read_structure, write_json, write_structure
 
-    rules = _settings(SiteRules, config, r_contact=r_contact, r_shell=r_shell, r_na_na=r_na_na)
+    rules = SiteRules.from_yaml(config, r_contact=r_contact, r_shell=r_shell, r_na_na=r_na_na)
     atoms = read_structure(structure)
     result = classify_sites(atoms, rules)
     sensitivity = site_sensitivity(atoms, rules, delta)
@@ -277,7 +258,7 @@ def sodiate(
     from hardcarbon.sodiation.run import sodiate as run_sodiation
     from hardcarbon.storage import read_structure
 
-    settings = _settings(SodiationConfig, config, model=model, batch_size=batch_size,
+    settings = SodiationConfig.from_yaml(config, model=model, batch_size=batch_size,
                          target_na=target_na, seed=seed)
     summary = run_sodiation(read_structure(structure), settings, workdir, resume=resume)
     write_figures(workdir)
@@ -304,7 +285,7 @@ def dataset_generate(
     from hardcarbon.forcefield.families import DatasetConfig, generate_dataset
     from hardcarbon.storage import write_structure
 
-    settings = _settings(DatasetConfig, config, seed=seed, max_atoms=max_atoms)
+    settings = DatasetConfig.from_yaml(config, seed=seed, max_atoms=max_atoms)
     structures = generate_dataset(settings)
     write_structure(output, structures)
     counts = Counter(a.info["family"] for a in structures)
@@ -333,7 +314,7 @@ def dataset_label(
     )
     from hardcarbon.storage import read_frames
 
-    settings = _settings(LabelConfig, config, calculator=calculator, workers=workers)
+    settings = LabelConfig.from_yaml(config, calculator=calculator, workers=workers)
     frames = read_frames(structures)
     labelled = label_structures(frames, settings, folder)
     write_training_file(labelled, output)
@@ -380,7 +361,7 @@ def train(
     """Train a NEP4 model (neppo on the CPU, GPUMD's nep when on PATH); resumes if stopped."""
     from hardcarbon.forcefield.training import TrainConfig, train_nep
 
-    settings = _settings(TrainConfig, config, engine=engine, steps=steps, device=device,
+    settings = TrainConfig.from_yaml(config, engine=engine, steps=steps, device=device,
                          seed=seed)
     model = train_nep(data, settings, workdir)
     typer.echo(f"wrote {model}")
@@ -398,7 +379,7 @@ def learn(
     from hardcarbon.forcefield.learning import LearnConfig
     from hardcarbon.forcefield.learning import learn as run_learning
 
-    settings = _settings(LearnConfig, config, max_iterations=iterations)
+    settings = LearnConfig.from_yaml(config, max_iterations=iterations)
     result = run_learning(settings, workdir)
 
     def fmt(value, spec):
@@ -431,7 +412,7 @@ def validate(
 
     if not model.is_file():
         raise InputError(f"model {model} does not exist: give a nep.txt")
-    settings = _settings(ValidateConfig, config, relax=relax)
+    settings = ValidateConfig.from_yaml(config, relax=relax)
     if reference is not None:
         settings = ValidateConfig.model_validate(
             {**settings.model_dump(), "reference": {**settings.reference.model_dump(),
@@ -456,7 +437,7 @@ def stability(
     from hardcarbon.forcefield.stability import StabilityConfig, md_stability, stability_table
     from hardcarbon.storage import read_structure
 
-    settings = _settings(StabilityConfig, config, model=model, temperatures=temperature or None,
+    settings = StabilityConfig.from_yaml(config, model=model, temperatures=temperature or None,
                          time_ps=time_ps)
     summary = md_stability(read_structure(structure), settings, workdir)
     typer.echo(stability_table(summary))

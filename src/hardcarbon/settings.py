@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Self
+from pathlib import Path
+from typing import Any, Self, TypeVar
 
+import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hardcarbon.errors import InputError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Settings(BaseModel):
@@ -31,6 +35,40 @@ class Settings(BaseModel):
             return super().model_validate(obj, **kwargs)
         except ValidationError as exc:
             raise InputError(describe(exc, cls)) from None
+
+    @classmethod
+    def from_yaml(cls, path: Path | None, /, **overrides: Any) -> Self:
+        """Settings from a YAML file, then ``overrides`` (None: not given).
+
+        A relative path in the file (a field typed ``Path``, at any depth) names a file
+        beside the config, so a config works from any directory; a relative path among
+        ``overrides`` stays relative to the current directory, as typed on a command line.
+        """
+        loaded: Any = {}
+        if path is not None:
+            if not path.is_file():
+                raise InputError(f"config file {path} does not exist")
+            try:
+                loaded = yaml.safe_load(path.read_text()) or {}
+            except yaml.YAMLError as exc:
+                raise InputError(f"config file {path} is not valid YAML "
+                                 f"({getattr(exc, 'problem', exc)})") from None
+            if not isinstance(loaded, dict):
+                raise InputError(f"config file {path} must hold a mapping of settings")
+        given = {k: v for k, v in overrides.items() if v is not None}
+        settings = cls.model_validate({**loaded, **given})
+        return settings if path is None else _beside(settings, path.parent, set(given))
+
+def _beside(settings: M, folder: Path, skip: set[str]) -> M:
+    """``settings`` with its relative ``Path`` values (nested too) joined onto ``folder``."""
+    update: dict[str, Any] = {}
+    for name in settings.model_fields_set - skip:
+        value = getattr(settings, name)
+        if isinstance(value, Path) and not value.is_absolute():
+            update[name] = folder / value
+        elif isinstance(value, BaseModel):
+            update[name] = _beside(value, folder, set())
+    return settings.model_copy(update=update)
 
 
 def describe(exc: ValidationError, model: type[BaseModel]) -> str:

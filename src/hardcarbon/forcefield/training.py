@@ -79,7 +79,7 @@ class TrainConfig(Settings):
     """Hyper-parameters of a NEP4 model and of its training, in the terms of GPUMD's ``nep.in``.
 
     Unknown or invalid settings raise a one-line :class:`InputError` (also from
-    ``TrainConfig.model_validate(mapping)``, e.g. parsed YAML).
+    ``TrainConfig.model_validate(mapping)`` and ``TrainConfig.from_yaml(path)``).
 
     Attributes
     ----------

@@ -1,0 +1,63 @@
+"""Config files: paths in them name files beside the config; bad files give one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hardcarbon.errors import InputError
+from hardcarbon.forcefield.learning import LearnConfig
+from hardcarbon.forcefield.training import TrainConfig
+from hardcarbon.sodiation.run import SodiationConfig
+
+CONFIGS = Path(__file__).parents[1] / "configs"
+
+
+def test_relative_paths_in_a_config_name_files_beside_it(tmp_path, monkeypatch):
+    folder = tmp_path / "project" / "configs"
+    folder.mkdir(parents=True)
+    config = folder / "learn.yaml"
+    config.write_text("initial_data: ../data/labels.xyz\n"
+                      f"secondary_data: {tmp_path / 'abs.xyz'}\n"
+                      "explore:\n  starts: starts.xyz\n")
+    monkeypatch.chdir(tmp_path)
+    settings = LearnConfig.from_yaml(config)
+    assert settings.initial_data.resolve() == (tmp_path / "project/data/labels.xyz").resolve()
+    assert settings.secondary_data == tmp_path / "abs.xyz"
+    assert settings.explore.starts == folder / "starts.xyz"
+    assert settings.initial_model is None
+
+
+def test_command_line_paths_stay_relative_to_the_current_directory(tmp_path):
+    config = tmp_path / "sub" / "sodiate.yaml"
+    config.parent.mkdir()
+    config.write_text("model: nep.txt\nbatch_size: 10\n")
+    assert SodiationConfig.from_yaml(config).model == tmp_path / "sub" / "nep.txt"
+    settings = SodiationConfig.from_yaml(config, model=Path("mine.txt"), batch_size=None)
+    assert settings.model == Path("mine.txt") and settings.batch_size == 10
+
+
+def test_shipped_training_configs_name_existing_models():
+    for name in ("finetune-pw.yaml", "finetune-v1.yaml", "pretrain-v2.yaml",
+                 "bundled-model.yaml"):
+        model = TrainConfig.from_yaml(CONFIGS / name).initial_model
+        assert model is not None and model.is_file(), f"{name}: {model} does not exist"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("steps: [1\n", "is not valid YAML"),
+    ("- 1\n- 2\n", "must hold a mapping of settings"),
+    ("generations: 10\n", "unknown setting 'generations'"),
+])
+def test_bad_config_files_raise_one_line(tmp_path, text, message):
+    config = tmp_path / "train.yaml"
+    config.write_text(text)
+    with pytest.raises(InputError, match=message) as error:
+        TrainConfig.from_yaml(config)
+    assert "\n" not in str(error.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        TrainConfig.from_yaml(tmp_path / "none.yaml")
