@@ -89,8 +89,8 @@ def build(
     from hardcarbon.structures import BuildConfig, build_hard_carbon
 
     settings = BuildConfig.from_yaml(config, density=density, box=box, n_atoms=n_atoms,
-                         min_distance=min_distance, potential=potential, start=start, seed=seed,
-                         threads=threads)
+                                     min_distance=min_distance, potential=potential,
+                                     start=start, seed=seed, threads=threads)
     checkpoints = output.with_name(output.name + ".checkpoints")
     atoms, summary = build_hard_carbon(settings, workdir=checkpoints)
     summary.update(_quick_structure_summary(atoms))
@@ -259,7 +259,7 @@ def sodiate(
     from hardcarbon.storage import read_structure
 
     settings = SodiationConfig.from_yaml(config, model=model, batch_size=batch_size,
-                         target_na=target_na, seed=seed)
+                                         target_na=target_na, seed=seed)
     summary = run_sodiation(read_structure(structure), settings, workdir, resume=resume)
     write_figures(workdir)
     _print_sodiation(summary, workdir)
@@ -362,7 +362,7 @@ def train(
     from hardcarbon.forcefield.training import TrainConfig, train_nep
 
     settings = TrainConfig.from_yaml(config, engine=engine, steps=steps, device=device,
-                         seed=seed)
+                                     seed=seed)
     model = train_nep(data, settings, workdir)
     typer.echo(f"wrote {model}")
 
@@ -438,7 +438,7 @@ def stability(
     from hardcarbon.storage import read_structure
 
     settings = StabilityConfig.from_yaml(config, model=model, temperatures=temperature or None,
-                         time_ps=time_ps)
+                                         time_ps=time_ps)
     summary = md_stability(read_structure(structure), settings, workdir)
     typer.echo(stability_table(summary))
     typer.echo(f"wrote {workdir}/stability.json")
