@@ -59,6 +59,7 @@ class Settings(BaseModel):
         settings = cls.model_validate({**loaded, **given})
         return settings if path is None else _beside(settings, path.parent, set(given))
 
+
 def _beside(settings: M, folder: Path, skip: set[str]) -> M:
     """``settings`` with its relative ``Path`` values (nested too) joined onto ``folder``."""
     update: dict[str, Any] = {}
