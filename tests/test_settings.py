@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from hardcarbon.errors import InputError
+from hardcarbon.forcefield.labelling import LabelConfig
 from hardcarbon.forcefield.learning import LearnConfig
 from hardcarbon.forcefield.training import TrainConfig
 from hardcarbon.sodiation.run import SodiationConfig
+from hardcarbon.structures.build import BuildConfig
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 
@@ -36,6 +38,25 @@ def test_command_line_paths_stay_relative_to_the_current_directory(tmp_path):
     assert SodiationConfig.from_yaml(config).model == tmp_path / "sub" / "nep.txt"
     settings = SodiationConfig.from_yaml(config, model=Path("mine.txt"), batch_size=None)
     assert settings.model == Path("mine.txt") and settings.batch_size == 10
+
+
+def test_a_name_or_file_setting_names_a_file_beside_the_config(tmp_path, monkeypatch):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "carbon-nep.txt").write_text("nep4 1 C\n")
+    (folder / "7net.pth").write_bytes(b"")
+    build = folder / "build.yaml"
+    label = folder / "label.yaml"
+    monkeypatch.chdir(tmp_path)
+    build.write_text("potential: carbon-nep.txt\n")
+    assert BuildConfig.from_yaml(build).potential == str(folder / "carbon-nep.txt")
+    build.write_text("potential: rebo\n")
+    assert BuildConfig.from_yaml(build).potential == "rebo"
+    assert BuildConfig.from_yaml(build, potential="carbon-nep.txt").potential == "carbon-nep.txt"
+    label.write_text("calculator: sevenn\nsevenn:\n  model: 7net.pth\n")
+    assert LabelConfig.from_yaml(label).sevenn.model == str(folder / "7net.pth")
+    label.write_text("calculator: sevenn\nsevenn:\n  model: 7net-0\n")
+    assert LabelConfig.from_yaml(label).sevenn.model == "7net-0"
 
 
 def test_shipped_training_configs_name_existing_models():

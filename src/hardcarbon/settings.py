@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Annotated, Any, Self, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -11,6 +11,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from hardcarbon.errors import InputError
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class _FileBeside:
+    """Marks a ``str`` setting that holds a name or a file path (e.g. ``rebo`` or a nep.txt)."""
+
+
+NameOrFile = Annotated[str, _FileBeside()]
+"""A setting that is a name or a path: in a config, a relative path names a file beside it."""
 
 
 class Settings(BaseModel):
@@ -40,9 +48,10 @@ class Settings(BaseModel):
     def from_yaml(cls, path: Path | None, /, **overrides: Any) -> Self:
         """Settings from a YAML file, then ``overrides`` (None: not given).
 
-        A relative path in the file (a field typed ``Path``, at any depth) names a file
-        beside the config, so a config works from any directory; a relative path among
-        ``overrides`` stays relative to the current directory, as typed on a command line.
+        A relative path in the file (a field typed ``Path``, at any depth, or a
+        :data:`NameOrFile` naming a file that exists there) names a file beside the config,
+        so a config works from any directory; a relative path among ``overrides`` stays
+        relative to the current directory, as typed on a command line.
         """
         loaded: Any = {}
         if path is not None:
@@ -61,12 +70,17 @@ class Settings(BaseModel):
 
 
 def _beside(settings: M, folder: Path, skip: set[str]) -> M:
-    """``settings`` with its relative ``Path`` values (nested too) joined onto ``folder``."""
+    """``settings`` with its relative paths (nested too) joined onto ``folder``."""
     update: dict[str, Any] = {}
+    fields = type(settings).model_fields
     for name in settings.model_fields_set - skip:
         value = getattr(settings, name)
         if isinstance(value, Path) and not value.is_absolute():
             update[name] = folder / value
+        elif (isinstance(value, str) and not Path(value).is_absolute()
+              and any(isinstance(m, _FileBeside) for m in fields[name].metadata)
+              and (folder / value).is_file()):
+            update[name] = str(folder / value)
         elif isinstance(value, BaseModel):
             update[name] = _beside(value, folder, set())
     return settings.model_copy(update=update)

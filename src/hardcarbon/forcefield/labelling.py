@@ -63,7 +63,7 @@ from hardcarbon.executors import (
     open_executor,
     pin_threads,
 )
-from hardcarbon.settings import Settings
+from hardcarbon.settings import NameOrFile, Settings
 from hardcarbon.storage import atomic_write, bare_structure, read_structure, write_structure
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ class GPAWOptions(_Options):
 class SevenNetOptions(_Options):
     """SevenNet universal potential (pre-training and sampling only)."""
 
-    model: str = Field("7net-0", description="SevenNet model name or checkpoint path")
+    model: NameOrFile = Field("7net-0", description="SevenNet model name or checkpoint path")
     device: str = "cpu"
     d3: bool = Field(True, description="add DFT-D3(BJ) with PBE parameters (dftd3 package)")
 

@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 
 from hardcarbon.errors import InputError
 from hardcarbon.forcefield.carbon import CarbonPotential, carbon_potential
-from hardcarbon.settings import Settings
+from hardcarbon.settings import NameOrFile, Settings
 from hardcarbon.storage import read_structure, write_json, write_structure
 from hardcarbon.structures.anneal import AnnealStage, AseEngine, LammpsEngine, Minimisation
 from hardcarbon.structures.random_carbon import (
@@ -54,7 +54,8 @@ class BuildConfig(Settings):
     n_atoms: int | None = Field(None, description="number of carbon atoms")
     min_distance: float = Field(1.4, description="minimum C–C distance at placement (Å)")
     start: Path | None = Field(None, description="anneal this structure instead of a random one")
-    potential: str = Field(DEFAULT_POTENTIAL, description="rebo, lcbop, tersoff or a nep.txt")
+    potential: NameOrFile = Field(DEFAULT_POTENTIAL,
+                                  description="rebo, lcbop, tersoff or a nep.txt")
     stages: list[AnnealStage] = Field(default_factory=default_protocol)
     minimisation: Minimisation = Field(default_factory=Minimisation)
     seed: int = Field(0, ge=0)
