@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from hardcarbon.errors import InputError
+from hardcarbon.forcefield.carbon import carbon_potential
 from hardcarbon.forcefield.labelling import LabelConfig
 from hardcarbon.forcefield.learning import LearnConfig
 from hardcarbon.forcefield.training import TrainConfig
@@ -57,6 +58,9 @@ def test_a_name_or_file_setting_names_a_file_beside_the_config(tmp_path, monkeyp
     assert LabelConfig.from_yaml(label).sevenn.model == str(folder / "7net.pth")
     label.write_text("calculator: sevenn\nsevenn:\n  model: 7net-0\n")
     assert LabelConfig.from_yaml(label).sevenn.model == "7net-0"
+    build.write_text("potential: missing-nep.txt\n")  # named beside the config in the error
+    with pytest.raises(InputError, match=f"{folder / 'missing-nep.txt'} does not exist"):
+        carbon_potential(BuildConfig.from_yaml(build).potential)
 
 
 def test_shipped_training_configs_name_existing_models():

@@ -79,11 +79,23 @@ def _beside(settings: M, folder: Path, skip: set[str]) -> M:
             update[name] = folder / value
         elif (isinstance(value, str) and not Path(value).is_absolute()
               and any(isinstance(m, _FileBeside) for m in fields[name].metadata)
-              and (folder / value).is_file()):
+              and _names_file_beside(value, folder)):
             update[name] = str(folder / value)
         elif isinstance(value, BaseModel):
             update[name] = _beside(value, folder, set())
     return settings.model_copy(update=update)
+
+
+def _names_file_beside(value: str, folder: Path) -> bool:
+    """Whether a name-or-file ``value`` in a config in ``folder`` means the file beside it.
+
+    It does when that file exists, and also when ``value`` looks like a file (a suffix or a
+    folder in it) that exists nowhere, so that the error names the folder searched.
+    """
+    if (folder / value).is_file():
+        return True
+    looks_like_file = bool(Path(value).suffix) or "/" in value
+    return looks_like_file and not Path(value).exists()
 
 
 def describe(exc: ValidationError, model: type[BaseModel]) -> str:
