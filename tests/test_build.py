@@ -108,6 +108,9 @@ def test_carbon_potential_names():
     assert carbon_potential("rebo").pair_style == "rebo"
     with pytest.raises(InputError, match="unknown potential 'reaxff'"):
         carbon_potential("reaxff")
+    # A missing file is named as one whatever its suffix, as in the config settings.
+    with pytest.raises(InputError, match="NEP model file nep-C.model does not exist"):
+        carbon_potential("nep-C.model")
 
 
 runner = CliRunner()

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hardcarbon.errors import InputError
+from hardcarbon.storage import looks_like_file
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -94,8 +95,7 @@ def _names_file_beside(value: str, folder: Path) -> bool:
     """
     if (folder / value).is_file():
         return True
-    looks_like_file = bool(Path(value).suffix) or "/" in value
-    return looks_like_file and not Path(value).exists()
+    return looks_like_file(value) and not Path(value).exists()
 
 
 def describe(exc: ValidationError, model: type[BaseModel]) -> str:

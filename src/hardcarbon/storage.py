@@ -32,6 +32,12 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
+def looks_like_file(name: str) -> bool:
+    """Whether a name-or-file setting such as ``rebo`` or ``nep.txt`` reads as a file name:
+    it has a suffix or a folder in it. Names of built-in choices have neither."""
+    return bool(Path(name).suffix) or "/" in name
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place."""
     path = Path(path)

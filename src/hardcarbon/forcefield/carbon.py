@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hardcarbon.errors import InputError
+from hardcarbon.storage import looks_like_file
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def carbon_potential(name: str) -> CarbonPotential | Path:
     path = Path(name)
     if path.is_file():
         return path
-    if path.suffix == ".txt" or "/" in name:
+    if looks_like_file(name):
         raise InputError(f"NEP model file {name} does not exist: give the path of a nep.txt")
     raise InputError(
         f"unknown potential '{name}': choose one of {', '.join(CARBON_POTENTIALS)} "
