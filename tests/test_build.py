@@ -109,7 +109,7 @@ def test_carbon_potential_names():
     with pytest.raises(InputError, match="unknown potential 'reaxff'"):
         carbon_potential("reaxff")
     # A missing file is named as one whatever its suffix, as in the config settings.
-    with pytest.raises(InputError, match="NEP model file nep-C.model does not exist"):
+    with pytest.raises(InputError, match=r"NEP model file nep-C\.model does not exist"):
         carbon_potential("nep-C.model")
 
 

@@ -64,8 +64,8 @@ def test_a_name_or_file_setting_names_a_file_beside_the_config(tmp_path, monkeyp
 
 
 def test_shipped_training_configs_name_existing_models():
-    for name in ("finetune-pw.yaml", "finetune-v1.yaml", "pretrain-v2.yaml",
-                 "bundled-model.yaml"):
+    for name in ("finetune-pw.yaml", "finetune-pw-hosts.yaml", "finetune-v1.yaml",
+                 "pretrain-v2.yaml", "bundled-model.yaml"):
         model = TrainConfig.from_yaml(CONFIGS / name).initial_model
         assert model is not None and model.is_file(), f"{name}: {model} does not exist"
 
