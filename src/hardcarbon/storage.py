@@ -1,6 +1,6 @@
 """Atomic file writes (a run killed at any moment leaves either the old file or the new one),
-structure reading with one-line errors, bare copies of structures, and the key that names
-cached results of a structure."""
+structure reading with one-line errors, bare copies of structures, the key that names
+cached results of a structure, and the rule for when a setting names a file."""
 
 from __future__ import annotations
 
