@@ -94,3 +94,10 @@ def test_bad_config_files_raise_one_line(tmp_path, text, message):
 def test_missing_config_file(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         TrainConfig.from_yaml(tmp_path / "none.yaml")
+    with pytest.raises(InputError, match="does not exist"):
+        TrainConfig.from_yaml(str(tmp_path / "none.yaml"))
+
+
+def test_a_config_path_may_be_a_string():
+    path = CONFIGS / "finetune-pw-intercalation.yaml"
+    assert TrainConfig.from_yaml(str(path)) == TrainConfig.from_yaml(path)

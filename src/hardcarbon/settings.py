@@ -46,7 +46,7 @@ class Settings(BaseModel):
             raise InputError(describe(exc, cls)) from None
 
     @classmethod
-    def from_yaml(cls, path: Path | None, /, **overrides: Any) -> Self:
+    def from_yaml(cls, path: str | Path | None, /, **overrides: Any) -> Self:
         """Settings from a YAML file, then ``overrides`` (None: not given).
 
         A relative path in the file (a field typed ``Path``, at any depth, or a
@@ -56,6 +56,7 @@ class Settings(BaseModel):
         """
         loaded: Any = {}
         if path is not None:
+            path = Path(path)
             if not path.is_file():
                 raise InputError(f"config file {path} does not exist")
             try:
