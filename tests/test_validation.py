@@ -160,7 +160,13 @@ def test_validate_against_itself_agrees_exactly_and_caches_the_reference(tmp_pat
                        tmp_path)
     assert [r["structure"] for r in partial["table1"]] == [
         r["structure"] for i, r in enumerate(result["table1"]) if i not in (1, 4)]
-    # ... and the next run relaxes only those two
+    # ... one restricted to the edges relaxes the zigzag edge (4) and leaves 1 alone ...
+    edges = validate(PRETRAINED, config.model_copy(update={"relax_only": "edge"}), tmp_path)
+    assert [r["structure"] for r in edges["table1"]] == [
+        r["structure"] for i, r in enumerate(result["table1"]) if i != 1]
+    assert "edge" in result["table1"][4]["structure"] and "edge" not in result["table1"][1][
+        "structure"]
+    # ... and the next run relaxes the rest
     again = validate(PRETRAINED, config, tmp_path)
     assert again["table1"] == result["table1"]
     # a cache of the older format (a list, in order; here the first four) is still read

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from ase import Atoms
 from ase.build import bulk, graphene, make_supercell
 from ase.calculators.calculator import PropertyNotImplementedError
 from ase.optimize import BFGS
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from hardcarbon.errors import InputError
 from hardcarbon.executors import completed, failure_reason, open_executor, pin_threads
@@ -487,6 +488,11 @@ class ValidateConfig(Settings):
         Force tolerance (eV/Å) and step limit of the relaxations.
     seed, max_atoms
         Seed and largest cell of the Table 1 structures.
+    relax_only
+        A regular expression: relax with the reference only the Table 1 structures whose
+        name (``config_type``) it matches (``re.search``), e.g. ``edge`` for the two graphene
+        edges.  The others are reported when an earlier run cached them.  Splits the six
+        reference relaxations across jobs, or runs the cheap ones first.
     """
 
     reference: LabelConfig = Field(default_factory=LabelConfig)
@@ -497,6 +503,17 @@ class ValidateConfig(Settings):
     steps: int = Field(300, ge=1)
     seed: int = Field(0, ge=0)
     max_atoms: int = Field(40, ge=10)
+    relax_only: str | None = Field(None, description="Table 1 names to relax (regex)")
+
+    @field_validator("relax_only")
+    @classmethod
+    def _relax_only(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression ({exc})") from None
+        return pattern
 
 
 def validate(model: str | Path, config: ValidateConfig | None = None,
@@ -542,7 +559,9 @@ def validate(model: str | Path, config: ValidateConfig | None = None,
         finished = cached.setdefault("relaxed", {})  # by index: they finish in any order
         if isinstance(finished, list):  # caches written before session 11: a list, in order
             finished = cached["relaxed"] = {str(i): r for i, r in enumerate(finished)}
-        todo = [i for i in range(len(structures)) if str(i) not in finished]
+        todo = [i for i in range(len(structures)) if str(i) not in finished
+                and (config.relax_only is None
+                     or re.search(config.relax_only, _name(structures[i], i)))]
         failed: dict[str, str] = {}
         if todo and not config.cached_reference:
             for i, done in reference_relaxations(structures, todo, config, workdir, key):
