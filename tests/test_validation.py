@@ -13,6 +13,7 @@ from hardcarbon import InputError
 from hardcarbon.forcefield.labelling import LabelConfig
 from hardcarbon.forcefield.validation import (
     ValidateConfig,
+    _store_relaxed,
     ab_graphite,
     compare_checks,
     energy,
@@ -176,6 +177,29 @@ def test_validate_against_itself_agrees_exactly_and_caches_the_reference(tmp_pat
     (tmp_path / "reference.json").write_text(json.dumps(cache))
     old = validate(PRETRAINED, config.model_copy(update={"cached_reference": True}), tmp_path)
     assert len(old["table1"]) == 4
+
+
+def test_relax_only_that_matches_nothing_is_a_one_line_error(tmp_path):
+    reference = LabelConfig(calculator="calorine.calculators:CPUNEP",
+                            factory_kwargs={"model_filename": str(PRETRAINED)})
+    config = ValidateConfig(reference=reference, checks=False, relax_only="edges$")
+    with pytest.raises(InputError, match="matches none of the Table 1 structures") as error:
+        validate(PRETRAINED, config, tmp_path)
+    assert "\n" not in str(error.value)
+
+
+def test_a_finished_relaxation_keeps_what_another_job_cached_meanwhile(tmp_path):
+    cache = tmp_path / "reference.json"
+    cache.write_text(json.dumps({"k": {"relaxed": {"0": {"energy": -1.0}}}, "other": {}}))
+    # another job (a different relax_only) caches row 5 after this one read the file
+    cache.write_text(json.dumps({"k": {"relaxed": {"0": {"energy": -1.0},
+                                                   "5": {"energy": -5.0}}}, "other": {}}))
+    _store_relaxed(cache, "k", 4, {"energy": -4.0})
+    stored = json.loads(cache.read_text())
+    assert sorted(stored["k"]["relaxed"]) == ["0", "4", "5"] and "other" in stored
+    cache.write_text(json.dumps({"k": {"relaxed": [{"energy": -1.0}]}}))  # pre-session-11 list
+    _store_relaxed(cache, "k", 3, {"energy": -3.0})
+    assert sorted(json.loads(cache.read_text())["k"]["relaxed"]) == ["0", "3"]
 
 
 def test_compare_checks_applies_the_tolerances():

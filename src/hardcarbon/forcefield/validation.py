@@ -438,6 +438,31 @@ def _name(atoms: Atoms, index: int) -> str:
     return str(atoms.info.get("config_type", f"structure_{index}"))
 
 
+def _relaxed(cache_path: Path, key: str) -> dict[str, dict[str, Any]]:
+    """The finished reference relaxations cached under ``key``, by structure index."""
+    try:
+        relaxed = json.loads(cache_path.read_text()).get(key, {}).get("relaxed", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    if isinstance(relaxed, list):  # caches written before session 11: a list, in order
+        relaxed = {str(i): r for i, r in enumerate(relaxed)}
+    return relaxed
+
+
+def _store_relaxed(cache_path: Path, key: str, index: int, done: dict[str, Any]) -> None:
+    """Cache one finished reference relaxation.  The file is read again just before the
+    (atomic) write, so jobs sharing a work directory with different ``relax_only`` keep each
+    other's rows."""
+    try:
+        cache = json.loads(cache_path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if not isinstance(cache, dict):
+        cache = {}
+    cache.setdefault(key, {})["relaxed"] = {**_relaxed(cache_path, key), str(index): done}
+    write_json(cache_path, cache)
+
+
 def _checkpoint(workdir: Path, key: str, index: int) -> Path:
     """Checkpoint of Table 1's reference relaxation ``index`` (see :func:`relax`)."""
     return workdir / "reference-relax" / f"{key}-{index}.json"
@@ -537,11 +562,6 @@ def validate(model: str | Path, config: ValidateConfig | None = None,
         [config.reference.settings(), config.fmax, config.steps, config.seed,
          config.max_atoms]).encode()).hexdigest()[:16]
     cache_path = workdir / "reference.json"
-    try:
-        cache = json.loads(cache_path.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    cached = cache.get(key, {})
     ref_factory = reference_factory(config.reference, workdir / "reference-logs")
 
     result: dict[str, Any] = {"model": str(model), "reference": config.reference.settings()}
@@ -556,23 +576,25 @@ def validate(model: str | Path, config: ValidateConfig | None = None,
         result["checks"] = {**checks, "comparison": compare_checks(checks)}
     if config.relax:
         structures = table1_structures(config.seed, config.max_atoms)
-        finished = cached.setdefault("relaxed", {})  # by index: they finish in any order
-        if isinstance(finished, list):  # caches written before session 11: a list, in order
-            finished = cached["relaxed"] = {str(i): r for i, r in enumerate(finished)}
+        names = [_name(a, i) for i, a in enumerate(structures)]
+        if config.relax_only is not None and not any(
+                re.search(config.relax_only, name) for name in names):
+            raise InputError(f"relax_only {config.relax_only!r} matches none of the Table 1 "
+                             f"structures ({', '.join(names)}): fix the pattern")
+        finished = _relaxed(cache_path, key)
         todo = [i for i in range(len(structures)) if str(i) not in finished
-                and (config.relax_only is None
-                     or re.search(config.relax_only, _name(structures[i], i)))]
+                and (config.relax_only is None or re.search(config.relax_only, names[i]))]
         failed: dict[str, str] = {}
         if todo and not config.cached_reference:
             for i, done in reference_relaxations(structures, todo, config, workdir, key):
                 if "error" in done:  # not cached: a rerun tries it again from its checkpoint
-                    failed[_name(structures[i], i)] = done["error"]
+                    failed[names[i]] = done["error"]
                     continue
-                finished[str(i)] = done
-                write_json(cache_path, {**cache, key: cached})
+                _store_relaxed(cache_path, key, i, done)
                 checkpoint = _checkpoint(workdir, key, i)  # dropped only once cached
                 checkpoint.unlink(missing_ok=True)
                 checkpoint.with_suffix(".bfgs.json").unlink(missing_ok=True)
+            finished = _relaxed(cache_path, key)  # with what other jobs added meanwhile
         table = [i for i in range(len(structures)) if str(i) in finished]
         reference_relaxed = []
         for i in table:
