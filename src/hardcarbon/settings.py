@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Self, TypeVar
 
@@ -109,3 +110,13 @@ def describe(exc: ValidationError, model: type[BaseModel]) -> str:
     if not name:
         return message
     return f"setting {name}={error.get('input')!r} is invalid: {message}"
+
+
+def check_pattern(pattern: str, what: str) -> str:
+    """``pattern`` if it compiles as a regular expression, else a ValueError naming ``what``
+    (for field validators: the settings' one-line error then names the field too)."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{what} {pattern!r} is not a regular expression ({exc})") from None
+    return pattern

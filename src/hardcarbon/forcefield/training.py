@@ -44,7 +44,7 @@ from ase.data import atomic_numbers, chemical_symbols
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from hardcarbon.errors import InputError
-from hardcarbon.settings import Settings
+from hardcarbon.settings import Settings, check_pattern
 from hardcarbon.storage import (
     atomic_write,
     bare_structure,
@@ -233,11 +233,7 @@ class TrainConfig(Settings):
     @classmethod
     def _weights(cls, weights: dict[str, float], info: ValidationInfo) -> dict[str, float]:
         for pattern, factor in weights.items():
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{info.field_name} pattern {pattern!r} is not a regular "
-                                 f"expression ({exc})") from None
+            check_pattern(pattern, f"{info.field_name} pattern")
             if not (math.isfinite(factor) and factor > 0):
                 raise ValueError(f"{info.field_name} factor of {pattern!r} must be positive, "
                                  f"got {factor}")

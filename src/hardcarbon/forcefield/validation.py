@@ -36,7 +36,7 @@ from pydantic import Field, field_validator
 from hardcarbon.errors import InputError
 from hardcarbon.executors import completed, failure_reason, open_executor, pin_threads
 from hardcarbon.forcefield.labelling import LabelConfig, kpoint_mesh, own_kpoint_mesh
-from hardcarbon.settings import Settings
+from hardcarbon.settings import Settings, check_pattern
 from hardcarbon.storage import atomic_write, bare_structure, structure_key, write_json
 
 CalculatorFactory = Callable[[Atoms], Any]
@@ -438,12 +438,18 @@ def _name(atoms: Atoms, index: int) -> str:
     return str(atoms.info.get("config_type", f"structure_{index}"))
 
 
-def _relaxed(cache_path: Path, key: str) -> dict[str, dict[str, Any]]:
-    """The finished reference relaxations cached under ``key``, by structure index."""
+def _read_cache(cache_path: Path) -> dict[str, Any]:
+    """The Table 1 reference cache (``reference.json``), or {} when absent or unreadable."""
     try:
-        relaxed = json.loads(cache_path.read_text()).get(key, {}).get("relaxed", {})
-    except (OSError, ValueError, AttributeError):
+        cache = json.loads(cache_path.read_text())
+    except (OSError, ValueError):
         return {}
+    return cache if isinstance(cache, dict) else {}
+
+
+def _relaxed(cache: dict[str, Any], key: str) -> dict[str, dict[str, Any]]:
+    """The finished reference relaxations cached under ``key``, by structure index."""
+    relaxed = cache.get(key, {}).get("relaxed", {})
     if isinstance(relaxed, list):  # caches written before session 11: a list, in order
         relaxed = {str(i): r for i, r in enumerate(relaxed)}
     return relaxed
@@ -453,13 +459,8 @@ def _store_relaxed(cache_path: Path, key: str, index: int, done: dict[str, Any])
     """Cache one finished reference relaxation.  The file is read again just before the
     (atomic) write, so jobs sharing a work directory with different ``relax_only`` keep each
     other's rows."""
-    try:
-        cache = json.loads(cache_path.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    if not isinstance(cache, dict):
-        cache = {}
-    cache.setdefault(key, {})["relaxed"] = {**_relaxed(cache_path, key), str(index): done}
+    cache = _read_cache(cache_path)
+    cache.setdefault(key, {})["relaxed"] = {**_relaxed(cache, key), str(index): done}
     write_json(cache_path, cache)
 
 
@@ -533,12 +534,7 @@ class ValidateConfig(Settings):
     @field_validator("relax_only")
     @classmethod
     def _relax_only(cls, pattern: str | None) -> str | None:
-        if pattern is not None:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{pattern!r} is not a regular expression ({exc})") from None
-        return pattern
+        return None if pattern is None else check_pattern(pattern, "pattern")
 
 
 def validate(model: str | Path, config: ValidateConfig | None = None,
@@ -581,7 +577,7 @@ def validate(model: str | Path, config: ValidateConfig | None = None,
                 re.search(config.relax_only, name) for name in names):
             raise InputError(f"relax_only {config.relax_only!r} matches none of the Table 1 "
                              f"structures ({', '.join(names)}): fix the pattern")
-        finished = _relaxed(cache_path, key)
+        finished = _relaxed(_read_cache(cache_path), key)
         todo = [i for i in range(len(structures)) if str(i) not in finished
                 and (config.relax_only is None or re.search(config.relax_only, names[i]))]
         failed: dict[str, str] = {}
@@ -594,7 +590,7 @@ def validate(model: str | Path, config: ValidateConfig | None = None,
                 checkpoint = _checkpoint(workdir, key, i)  # dropped only once cached
                 checkpoint.unlink(missing_ok=True)
                 checkpoint.with_suffix(".bfgs.json").unlink(missing_ok=True)
-            finished = _relaxed(cache_path, key)  # with what other jobs added meanwhile
+            finished = _relaxed(_read_cache(cache_path), key)  # and other jobs' rows
         table = [i for i in range(len(structures)) if str(i) in finished]
         reference_relaxed = []
         for i in table:
