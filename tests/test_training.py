@@ -491,13 +491,15 @@ def test_corrupt_or_unsuitable_model_is_one_line(tmp_path, trained):
 def test_fine_tuning_starts_from_the_initial_model(trained, labelled, tmp_path):
     workdir = trained
     start = workdir / "nep.txt"
-    settings = dict(TINY, steps=100, neuron=50, cutoff=(5.0, 3.5),
+    settings = dict(TINY, steps=100, neuron=24, cutoff=(5.0, 3.5),
                     learning_rate=(1e-3, 1e-4), initial_model=start)
     model = train_nep(labelled, TrainConfig(**settings), tmp_path / "tuned")
-    # the architecture comes from the initial model, not from the (different) settings
-    assert model.read_text().splitlines()[:6] == start.read_text().splitlines()[:6]
+    # the descriptor comes from the initial model, not from the (different) settings; the
+    # larger neuron setting widens its network (16 -> 24)
+    assert model.read_text().splitlines()[:5] == start.read_text().splitlines()[:5]
+    assert model.read_text().splitlines()[5] == "ANN 24 0"
     nep_in = (tmp_path / "tuned" / "nep.in").read_text()
-    assert "neuron 16\n" in nep_in and "cutoff 6 4\n" in nep_in
+    assert "neuron 24\n" in nep_in and "cutoff 6 4\n" in nep_in
     # 100 gentle steps from a trained model stay near its error; from scratch they would not
     before = training_rmse(workdir)["energy_train"]
     after = training_rmse(tmp_path / "tuned")["energy_train"]
@@ -505,6 +507,39 @@ def test_fine_tuning_starts_from_the_initial_model(trained, labelled, tmp_path):
     scratch = train_nep(labelled, TrainConfig(**dict(TINY, steps=100)), tmp_path / "scratch")
     assert scratch.is_file()
     assert after < training_rmse(tmp_path / "scratch")["energy_train"]
+
+
+def test_widening_keeps_the_model_and_never_narrows(random_nep, tmp_path):
+    from calorine.calculators import CPUNEP
+    from calorine.nep import read_model
+
+    from hardcarbon.forcefield.nep import widen_nep
+    from hardcarbon.forcefield.training import _with_initial_model
+
+    wide = widen_nep(random_nep, 20, tmp_path / "wide.txt")
+    assert "ANN 20 0" in wide.read_text().splitlines()
+    atoms = bulk("C", "diamond", a=3.57, cubic=True) * (2, 2, 2)
+    atoms[0].symbol = "Na"
+    atoms.rattle(0.1, seed=1)
+    results = []
+    for path in (random_nep, wide):
+        probe = atoms.copy()
+        probe.calc = CPUNEP(str(path))
+        results.append((probe.get_potential_energy(), probe.get_forces(), probe.get_stress()))
+    # the new neurons' output weights are zero: the same energies, forces and stresses
+    for narrow, widened in zip(*results, strict=True):
+        np.testing.assert_allclose(widened, narrow, rtol=0, atol=1e-9)
+    # and their input weights are not, so training can move them (zero would be a saddle)
+    w0 = read_model(str(wide)).ann_parameters["C"]["w0"]
+    assert np.abs(w0[8:]).min() > 0
+    # same width: the file itself; fewer neurons, set or asked for: one line
+    assert widen_nep(random_nep, 8, tmp_path / "same.txt").read_bytes() == random_nep.read_bytes()
+    with pytest.raises(InputError, match="can only be widened"):
+        widen_nep(wide, 8, tmp_path / "narrow.txt")
+    assert _with_initial_model(TrainConfig(initial_model=random_nep)).neuron == 8
+    assert _with_initial_model(TrainConfig(initial_model=random_nep, neuron=12)).neuron == 12
+    with pytest.raises(InputError, match="neuron 4 is fewer than the 8 of the initial model"):
+        _with_initial_model(TrainConfig(initial_model=random_nep, neuron=4))
 
 
 def test_fine_tuning_needs_a_model_file(labelled, tmp_path):
@@ -517,21 +552,22 @@ def test_fine_tuning_needs_a_model_file(labelled, tmp_path):
 def test_fine_tuning_keeps_or_refuses_a_zbl_core(random_nep):
     from hardcarbon.forcefield.training import _with_initial_model
 
+    tuning = {k: v for k, v in TINY.items() if k != "neuron"}  # the width of each model
     pretrained = Path(__file__).parents[1] / "data" / "models" / "pretrain-sevenn-v0" / "nep.txt"
     with pytest.raises(InputError, match="has no ZBL core"):
-        _with_initial_model(TrainConfig(**dict(TINY, initial_model=pretrained, zbl=2.0)))
-    assert _with_initial_model(TrainConfig(**dict(TINY, initial_model=pretrained))).zbl is None
+        _with_initial_model(TrainConfig(**dict(tuning, initial_model=pretrained, zbl=2.0)))
+    assert _with_initial_model(TrainConfig(**dict(tuning, initial_model=pretrained))).zbl is None
     # a model with a ZBL core passes it on (tests/nep_models.py writes "zbl 1.0 1.8")
-    assert _with_initial_model(TrainConfig(**dict(TINY, initial_model=random_nep))).zbl == 1.8
+    assert _with_initial_model(TrainConfig(**dict(tuning, initial_model=random_nep))).zbl == 1.8
     # a typewise core ("zbl <inner> <outer> <factor>", as GPUMD writes it) keeps its factor
     typewise = random_nep.with_name("typewise.txt")
     typewise.write_text(random_nep.read_text().replace("zbl 1 1.8\n", "zbl 1 2 0.5\n"))
-    config = _with_initial_model(TrainConfig(**dict(TINY, initial_model=typewise)))
+    config = _with_initial_model(TrainConfig(**dict(tuning, initial_model=typewise)))
     assert (config.zbl, config.zbl_typewise) == (2.0, 0.5)
-    assert _with_initial_model(TrainConfig(**dict(TINY, initial_model=random_nep))
+    assert _with_initial_model(TrainConfig(**dict(tuning, initial_model=random_nep))
                                ).zbl_typewise is None
     with pytest.raises(InputError, match=r"typewise ZBL factor None, not 0\.5"):
-        _with_initial_model(TrainConfig(**dict(TINY, initial_model=random_nep, zbl=1.8,
+        _with_initial_model(TrainConfig(**dict(tuning, initial_model=random_nep, zbl=1.8,
                                                zbl_typewise=0.5)))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -48,3 +49,42 @@ def nep_calculator(path: str | Path, elements: list[str] | set[str]):
     except Exception as exc:  # calorine raises bare exceptions for malformed parameter blocks
         raise InputError(f"cannot load NEP model {path} ({str(exc).splitlines()[0][:80]}): "
                          "the file is corrupt or truncated") from None
+
+
+def widen_nep(source: str | Path, n_neuron: int, destination: str | Path,
+              seed: int = 42) -> Path:
+    """Write ``source`` with its hidden layer widened to ``n_neuron`` neurons.
+
+    The new neurons get input weights drawn from U(±1/√n_descriptor) and zero biases, as
+    neppo initialises a network, and zero output weights, so the widened model gives exactly
+    the energies, forces and virials of ``source`` until training moves them.  With
+    ``n_neuron`` equal to the model's width the file is copied unchanged.  A fine-tune
+    started from it keeps everything the narrow model learned and gains capacity for what it
+    could not fit.  calorine's ``Model.augment`` pads with zeros only, which gradient
+    training cannot leave (every new weight's gradient is zero), hence this function.
+    """
+    import numpy as np
+    from calorine.nep import read_model
+
+    model = read_model(str(source))
+    if model.n_neuron_second_layer:
+        raise InputError(f"{source} has two hidden layers: only one-layer NEP4 models widen")
+    if n_neuron < model.n_neuron:
+        raise InputError(f"{source} has {model.n_neuron} neurons, more than the "
+                         f"{n_neuron} asked for: a model can only be widened")
+    if n_neuron == model.n_neuron:  # nothing to add: the file as it is, byte for byte
+        shutil.copyfile(source, destination)
+        return Path(destination)
+    rng = np.random.default_rng(seed)
+    added = n_neuron - model.n_neuron
+    for species in model.types:
+        layer = model.ann_parameters[species]
+        n_in = layer["w0"].shape[1]
+        bound = 1 / np.sqrt(n_in)
+        layer["w0"] = np.vstack([layer["w0"], rng.uniform(-bound, bound, (added, n_in))])
+        layer["b0"] = np.vstack([layer["b0"], np.zeros((added, 1))])
+        layer["w1"] = np.hstack([layer["w1"], np.zeros((1, added))])
+    model.n_neuron = n_neuron
+    destination = Path(destination)
+    model.write(str(destination))
+    return destination

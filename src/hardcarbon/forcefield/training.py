@@ -155,7 +155,9 @@ class TrainConfig(Settings):
     initial_model
         A nep.txt to start from instead of random parameters (fine-tuning, neppo only).  Its
         own species order, cutoffs, descriptor sizes and network width replace the settings
-        above.
+        above, except a ``neuron`` set above its width: the network is then widened by new
+        neurons that start with zero output weights (:func:`~hardcarbon.forcefield.nep.
+        widen_nep`), so training starts from exactly the initial model.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -787,8 +789,8 @@ def _with_initial_model(config: TrainConfig) -> TrainConfig:
                   "n_max": tuple(int(v) for v in header["n_max"]),
                   "basis_size": tuple(int(v) for v in header["basis_size"]),
                   "l_max": l_max[0], "four_body": len(l_max) > 1 and l_max[1] > 0,
-                  "five_body": len(l_max) > 2 and l_max[2] > 0,
-                  "neuron": int(header["ANN"][0])}
+                  "five_body": len(l_max) > 2 and l_max[2] > 0}
+        width = int(header["ANN"][0])
         if has_zbl:  # GPUMD writes "zbl <inner> <outer> [typewise factor]"; nep.in takes
             update["zbl"] = float(header["zbl"][1])  # the outer cutoff and the factor
             typewise = header["zbl"][2:]
@@ -796,6 +798,11 @@ def _with_initial_model(config: TrainConfig) -> TrainConfig:
     except (KeyError, IndexError, ValueError):
         raise InputError(f"cannot read the architecture of the initial model {path}: "
                          "give a nep4 nep.txt written by GPUMD or neppo") from None
+    if "neuron" not in config.model_fields_set:
+        update["neuron"] = width
+    elif config.neuron < width:
+        raise InputError(f"neuron {config.neuron} is fewer than the {width} of the initial "
+                         f"model {path}: a fine-tune can widen a network, not narrow it")
     if config.zbl_typewise is not None and config.zbl_typewise != update.get("zbl_typewise"):
         # neppo keeps the initial model's ZBL form, so a different factor would be dropped
         raise InputError(f"the initial model {path} has typewise ZBL factor "
@@ -869,7 +876,9 @@ def _run_neppo(workdir: Path, config: TrainConfig, total: int, done: int) -> Non
     torch.set_num_threads(config.threads)
     try:
         if done == 0 and config.initial_model is not None:
-            shutil.copyfile(config.initial_model, workdir / "nep.txt")
+            from hardcarbon.forcefield.nep import widen_nep
+
+            widen_nep(config.initial_model, config.neuron, workdir / "nep.txt", config.seed)
             _continue_neppo(workdir, config, total, 0)
         elif done == 0:
             from neppo.nep_in import run
