@@ -66,15 +66,17 @@ def widen_nep(source: str | Path, n_neuron: int, destination: str | Path,
     import numpy as np
     from calorine.nep import read_model
 
+    header = Path(source).read_text().split("\n", 10)[:10]
+    width = next((int(line.split()[1]) for line in header if line.startswith("ANN ")), None)
+    if width == n_neuron:  # nothing to add: the file as it is, byte for byte
+        shutil.copyfile(source, destination)
+        return Path(destination)
     model = read_model(str(source))
     if model.n_neuron_second_layer:
         raise InputError(f"{source} has two hidden layers: only one-layer NEP4 models widen")
     if n_neuron < model.n_neuron:
         raise InputError(f"{source} has {model.n_neuron} neurons, more than the "
                          f"{n_neuron} asked for: a model can only be widened")
-    if n_neuron == model.n_neuron:  # nothing to add: the file as it is, byte for byte
-        shutil.copyfile(source, destination)
-        return Path(destination)
     rng = np.random.default_rng(seed)
     added = n_neuron - model.n_neuron
     for species in model.types:
