@@ -514,7 +514,6 @@ def test_widening_keeps_the_model_and_never_narrows(random_nep, tmp_path):
     from calorine.nep import read_model
 
     from hardcarbon.forcefield.nep import widen_nep
-    from hardcarbon.forcefield.training import _with_initial_model
 
     wide = widen_nep(random_nep, 20, tmp_path / "wide.txt")
     assert "ANN 20 0" in wide.read_text().splitlines()
@@ -536,6 +535,12 @@ def test_widening_keeps_the_model_and_never_narrows(random_nep, tmp_path):
     assert widen_nep(random_nep, 8, tmp_path / "same.txt").read_bytes() == random_nep.read_bytes()
     with pytest.raises(InputError, match="can only be widened"):
         widen_nep(wide, 8, tmp_path / "narrow.txt")
+
+
+@NEEDS_TRAINING
+def test_fine_tuning_widens_on_request_only(random_nep):
+    from hardcarbon.forcefield.training import _with_initial_model
+
     assert _with_initial_model(TrainConfig(initial_model=random_nep)).neuron == 8
     assert _with_initial_model(TrainConfig(initial_model=random_nep, neuron=12)).neuron == 12
     with pytest.raises(InputError, match="neuron 4 is fewer than the 8 of the initial model"):
