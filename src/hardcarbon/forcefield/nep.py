@@ -35,6 +35,21 @@ def nep_elements(path: str | Path) -> list[str]:
     return header[2:]
 
 
+def nep_header(path: str | Path) -> dict[str, list[str]]:
+    """The keyword lines after a nep.txt's first line (``zbl``, ``cutoff``, ``n_max``,
+    ``basis_size``, ``l_max``, ``ANN``), each with its values as strings; the parameters that
+    follow are not read."""
+    header: dict[str, list[str]] = {}
+    with open(path) as lines:
+        next(lines, None)  # "nep4_zbl 2 C Na": see nep_elements
+        for line in lines:
+            key, *values = line.split() or [""]
+            if not key[:1].isalpha():  # the first parameter: the header is over
+                break
+            header[key] = values
+    return header
+
+
 def nep_calculator(path: str | Path, elements: list[str] | set[str]):
     """A calorine ``CPUNEP`` calculator for ``path`` that must cover ``elements``."""
     covered = nep_elements(path)
@@ -66,19 +81,18 @@ def widen_nep(source: str | Path, n_neuron: int, destination: str | Path,
     import numpy as np
     from calorine.nep import read_model
 
-    header = Path(source).read_text().split("\n", 10)[:10]
-    width = next((int(line.split()[1]) for line in header if line.startswith("ANN ")), None)
+    width = int(nep_header(source)["ANN"][0])
     if width == n_neuron:  # nothing to add: the file as it is, byte for byte
         shutil.copyfile(source, destination)
         return Path(destination)
+    if n_neuron < width:
+        raise InputError(f"{source} has {width} neurons, more than the {n_neuron} asked "
+                         "for: a model can only be widened")
     model = read_model(str(source))
     if model.n_neuron_second_layer:
         raise InputError(f"{source} has two hidden layers: only one-layer NEP4 models widen")
-    if n_neuron < model.n_neuron:
-        raise InputError(f"{source} has {model.n_neuron} neurons, more than the "
-                         f"{n_neuron} asked for: a model can only be widened")
     rng = np.random.default_rng(seed)
-    added = n_neuron - model.n_neuron
+    added = n_neuron - width
     for species in model.types:
         layer = model.ann_parameters[species]
         n_in = layer["w0"].shape[1]

@@ -761,7 +761,7 @@ def train_nep(data: Sequence[Atoms] | str | Path, config: TrainConfig | None = N
 
 def _with_initial_model(config: TrainConfig) -> TrainConfig:
     """``config`` with the species order of its ``initial_model``, checked to load."""
-    from hardcarbon.forcefield.nep import nep_elements
+    from hardcarbon.forcefield.nep import nep_elements, nep_header
 
     path = config.initial_model
     if not path.is_file():
@@ -772,16 +772,12 @@ def _with_initial_model(config: TrainConfig) -> TrainConfig:
                          f"{path} ({elements}): leave elements unset to use the model's")
     if resolve_engine(config) != "neppo":
         raise InputError("fine-tuning an initial model needs engine neppo")
-    lines = path.read_text().splitlines()
-    has_zbl = lines[0].split()[0].endswith("_zbl")
+    header = nep_header(path)
+    has_zbl = "zbl" in header
     if config.zbl is not None and not has_zbl:
         # neppo keeps the initial model's form: a ZBL core asked for here would be dropped
         raise InputError(f"the initial model {path} has no ZBL core and fine-tuning cannot "
                          "add one: leave zbl unset, or train from scratch with zbl")
-    header = {}
-    for line in lines[1:7]:
-        key, *values = line.split()
-        header[key] = values
     try:
         l_max = [int(v) for v in header["l_max"]]
         update = {"elements": elements,
