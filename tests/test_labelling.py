@@ -357,6 +357,23 @@ def test_gpaw_labels_tiny_cells(tmp_path):
     assert len(list((tmp_path / "pw").glob("*.xyz"))) == 3
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_GPAW, reason="GPAW is not installed: run scripts/install-dft.sh "
+                                          "then pip install '.[dft]'")
+def test_gpaw_spin_polarised_labels_start_magnetic(tmp_path):
+    """A spin-polarised label of a Na atom is magnetic without moments set on the structure:
+    GPAW alone would keep it at 0 μB, the non-spin-polarised energy."""
+    atom = Atoms("Na", positions=[(4.0, 4.0, 4.0)], cell=[8.0, 8.0, 8.0])
+    energies = {}
+    for spinpol in (False, True):
+        config = LabelConfig(calculator="gpaw", workers=1, gpaw={
+            "basis": "sz(dzp)", "h": 0.25, "spinpol": spinpol, "d3": False})
+        (label,) = label_structures([atom], config, tmp_path / str(spinpol))
+        energies[spinpol] = label.info["REF_energy"]
+    assert energies[True] < energies[False] - 0.05  # the atom's spin-polarisation energy (eV)
+    assert not np.any(atom.get_initial_magnetic_moments())  # the input is left as it was
+
+
 def test_pulay_stress_is_isotropic_and_per_atom(tmp_path):
     graphite = Atoms("C4Na", cell=[[2.46, 0, 0], [-1.23, 2.13, 0], [0, 0, 9.0]], pbc=True,
                      scaled_positions=[[0, 0, 0], [1 / 3, 2 / 3, 0], [0, 0, .5],

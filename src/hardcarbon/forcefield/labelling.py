@@ -114,7 +114,8 @@ class GPAWOptions(_Options):
                                "gets a single k-point")
     smearing: float = Field(0.1, ge=0, description="Fermi–Dirac width (eV)")
     xc: Literal["PBE"] = "PBE"
-    spinpol: bool = False
+    spinpol: bool = Field(False, description="spin-polarised; a structure without initial "
+                                             "magnetic moments starts at 1 μB per atom")
     maxiter: int = Field(333, ge=10, description="SCF iterations before giving up")
     d3: bool = Field(True, description="add DFT-D3(BJ) with PBE parameters (dftd3 package)")
     dedecut: dict[str, float] = Field(
@@ -524,6 +525,10 @@ def _make_calculator(config: LabelConfig, atoms: Atoms, log_path: Path) -> tuple
         from gpaw import GPAW
 
         o = config.gpaw
+        if o.spinpol and not np.any(atoms.get_initial_magnetic_moments()):
+            # GPAW keeps a spin-polarised run that starts without moments non-magnetic; start
+            # from 1 μB per atom, VASP's MAGMOM default, unless the structure sets its own
+            atoms.set_initial_magnetic_moments(np.ones(len(atoms)))
         # a structure may carry its own mesh (a scan keeps one mesh for all its points)
         own = own_kpoint_mesh(atoms)
         mesh = own or kpoint_mesh(atoms, o.kpoint_spacing, o.vacuum_gap)
