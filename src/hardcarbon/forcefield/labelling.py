@@ -518,7 +518,8 @@ _SEVENNET: dict[tuple[str, str], tuple[Any, str]] = {}
 
 
 def _make_calculator(config: LabelConfig, atoms: Atoms, log_path: Path) -> tuple[Any, str]:
-    """The ASE calculator for ``atoms`` and a description of the method."""
+    """The ASE calculator for ``atoms`` and a description of the method (a spin-polarised GPAW
+    run gives ``atoms`` initial moments of 1 μB each where it has none)."""
     name = config.calculator
     if name == "gpaw":
         import gpaw
