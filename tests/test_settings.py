@@ -9,9 +9,11 @@ import yaml
 
 from hardcarbon.errors import InputError
 from hardcarbon.forcefield.carbon import carbon_potential
+from hardcarbon.forcefield.families import DatasetConfig
 from hardcarbon.forcefield.labelling import LabelConfig
 from hardcarbon.forcefield.learning import LearnConfig
 from hardcarbon.forcefield.training import TrainConfig
+from hardcarbon.forcefield.validation import ValidateConfig
 from hardcarbon.sodiation.run import SodiationConfig
 from hardcarbon.structures.build import BuildConfig
 
@@ -76,6 +78,19 @@ def test_shipped_training_configs_name_existing_models():
         assert model is not None and model.is_file(), f"{path.name}: {model} does not exist"
         checked += 1
     assert checked >= 6  # the bundled model's recipes and learn.yaml among them
+
+
+# which command reads each shipped config, by the start of its name
+_COMMANDS = {"bundled": TrainConfig, "finetune": TrainConfig, "pretrain": TrainConfig,
+             "dataset": DatasetConfig, "label": LabelConfig, "learn": LearnConfig,
+             "table1": ValidateConfig, "validate": ValidateConfig}
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_is_valid_for_its_command(path):
+    kind = _COMMANDS.get(path.name.split("-")[0].removesuffix(".yaml"))
+    assert kind is not None, f"{path.name}: no command known for this config"
+    kind.from_yaml(path)  # raises InputError on an unknown or invalid setting
 
 
 @pytest.mark.parametrize(("text", "message"), [
