@@ -215,6 +215,10 @@ def test_table1_structures_are_small_and_hold_sodium():
     assert len(cells) == 6
     assert all("Na" in c.get_chemical_symbols() for c in cells)
     assert all(len(c) <= 40 for c in cells[:4])
+    names = [c.info["config_type"] for c in cells]  # relax_only can pick any one row
+    assert len(set(names)) == 6
+    assert names[2] == "disordered/bulk_rho2.12_C32_Na3"
+    assert names[3] == "disordered/bulk_rho2.12_C32_Na3_2"
 
 
 def test_cached_reference_only_reports_what_is_cached(tmp_path):

@@ -405,6 +405,10 @@ def table1_structures(seed: int = 0, max_atoms: int = 40) -> list[Atoms]:
     picked = cells[:: max(1, len(cells) // 4)][:4]
     if len(picked) < 4:
         raise InputError(f"too few disordered cells of at most {max_atoms} atoms: raise it")
+    names = [cell.info["config_type"] for cell in picked]
+    for i, cell in enumerate(picked):  # two frames of one recipe: tell them apart by name
+        if (repeat := names[:i].count(names[i])):
+            cell.info["config_type"] = f"{names[i]}_{repeat + 1}"
     return picked + [_edge_cell(kind) for kind in ("zigzag", "armchair")]
 
 
